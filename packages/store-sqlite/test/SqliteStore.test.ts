@@ -1,0 +1,457 @@
+import { Subject } from "@durable-singleton/conformance"
+import { Store } from "@durable-singleton/core"
+import { SqliteStore } from "@durable-singleton/store-sqlite"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import type { PlatformError } from "@effect/platform/Error"
+import { KeyValueStore } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import { Cause, Config, ConfigError, ConfigProvider, type Duration, Effect, Exit, Option } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+// A fresh database file in a temporary directory, removed (with its -wal and -shm) at scope close.
+const tempFile = Effect.map(
+  Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "durable-singleton-sqlite-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  ),
+  (dir) => path.join(dir, "store.db")
+)
+
+// A SqliteClient of its own (one connection) on `filename`, closed with the scope.
+const sqliteClient = (filename: string) => Effect.provide(SqliteClient.make({ filename }), Reactivity.layer)
+
+const ownedSubject = Subject.make({
+  name: "sqlite",
+  acquire: tempFile,
+  client: (filename: string, { namespace }) => SqliteStore.make({ filename, namespace })
+})
+
+const sqlClientSubject = Subject.make({
+  name: "sqlite (SqliteClient)",
+  acquire: tempFile,
+  client: (filename: string, { namespace }) =>
+    Effect.flatMap(sqliteClient(filename), (sql) =>
+      // Clients of one process wait for each other's write locks: a short SQLite busy handler
+      // hands over to the store's asynchronous retry instead of blocking the event loop.
+      Effect.provideService(SqliteStore.makeSqlClient({ namespace, busyTimeout: 2 }), SqliteClient.SqliteClient, sql))
+})
+
+const failureOf = <A>(exit: Exit.Exit<A, PlatformError>) =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+const tablesIn = (filename: string) => {
+  const db = new Database(filename, { readonly: true })
+  try {
+    return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all()
+  } finally {
+    db.close()
+  }
+}
+
+const increment = (n: string) => String(Number(n) + 1)
+
+const hostileKeys = [
+  "",
+  "plain",
+  "a\u0000b",
+  "a\u0000c",
+  "\u0000",
+  "é",
+  "e\u0301",
+  "E",
+  "e",
+  "%",
+  "_",
+  "*",
+  "?",
+  "[a]",
+  ":",
+  "'",
+  "\"",
+  "`",
+  "line\nbreak",
+  "🙂",
+  "x".repeat(1024)
+]
+
+const hostileValues: ReadonlyArray<Store.Value> = [
+  "",
+  "\u0000",
+  "a\u0000b\u0000",
+  "é🙂\r\n\t",
+  "x".repeat(1 << 20),
+  new Uint8Array(0),
+  new Uint8Array([0, 255, 0, 1]),
+  Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 31) & 255)
+]
+
+// The contract checked on both variants. (To be replaced by the conformance suite's helper.)
+for (const subject of [ownedSubject, sqlClientSubject]) {
+  describe(subject.name, () => {
+    const clients = (n: number, namespace = "test") =>
+      Effect.flatMap(subject.acquire, (storage) =>
+        Effect.all(Array.from({ length: n }, () => subject.client(storage, { namespace }))))
+
+    it.scoped("round-trips hostile keys and values exactly, kind included, across clients", () =>
+      Effect.gen(function*() {
+        const [writer, reader] = yield* clients(2)
+        for (const [i, key] of hostileKeys.entries()) {
+          yield* writer!.set(key, hostileValues[i % hostileValues.length]!)
+        }
+        expect(yield* reader!.size).toBe(hostileKeys.length)
+        for (const [i, key] of hostileKeys.entries()) {
+          const expected = hostileValues[i % hostileValues.length]!
+          const stored = yield* reader!.modifyOrInit(key, (current) => [current, Option.none()])
+          expect(Option.isSome(stored)).toBe(true)
+          const value = Option.getOrThrow(stored)
+          expect(typeof value).toBe(typeof expected)
+          expect(value.constructor).toBe(expected.constructor)
+          expect(Store.valueEquals(value, expected)).toBe(true)
+        }
+        yield* writer!.remove("a\u0000b")
+        expect(yield* reader!.has("a\u0000b")).toBe(false)
+        expect(yield* reader!.has("a\u0000c")).toBe(true)
+      }))
+
+    it.scoped("keeps namespaces apart, even ones that are prefixes or LIKE patterns of each other", () =>
+      Effect.gen(function*() {
+        const storage = yield* subject.acquire
+        const names = ["a", "a:b", "a%", "a_", "", "A", "a\u0000"]
+        const stores = yield* Effect.all(names.map((namespace) => subject.client(storage, { namespace })))
+        yield* Effect.forEach(stores, (store, i) => Effect.forEach(["k", `only-${i}`], (key) => store.set(key, String(i))))
+        for (const [i, store] of stores.entries()) {
+          expect(yield* store.size).toBe(2)
+          expect(yield* store.get("k")).toEqual(Option.some(String(i)))
+        }
+        yield* stores[0]!.clear
+        expect(yield* stores[0]!.isEmpty).toBe(true)
+        for (const store of stores.slice(1)) expect(yield* store.size).toBe(2)
+      }))
+
+    it.live("modify is atomic across clients and fibers: no increment is lost", () =>
+      Effect.gen(function*() {
+        const stores = yield* clients(4)
+        yield* stores[0]!.set("counter", "0")
+        yield* Effect.forEach(
+          stores.flatMap((store) => Array.from({ length: 50 }, () => store)),
+          (store) => store.modify("counter", increment),
+          { concurrency: "unbounded", discard: true }
+        )
+        expect(yield* stores[1]!.get("counter")).toEqual(Option.some("200"))
+      }).pipe(Effect.scoped))
+
+    it.live("create-if-absent races have exactly one winner", () =>
+      Effect.gen(function*() {
+        const stores = yield* clients(4)
+        const wins = yield* Effect.forEach(
+          stores.flatMap((store, i) => Array.from({ length: 5 }, (_, j) => [store, `${i}-${j}`] as const)),
+          ([store, id]) => Effect.map(store.setIfAbsent("leader", id), (won) => won ? [id] : []),
+          { concurrency: "unbounded" }
+        )
+        expect(wins.flat()).toHaveLength(1)
+        expect(yield* stores[3]!.get("leader")).toEqual(Option.some(wins.flat()[0]))
+      }).pipe(Effect.scoped))
+
+    it.scoped("modifyOrInit writes nothing when f says so, and a throwing f is a defect that writes nothing", () =>
+      Effect.gen(function*() {
+        const [store] = yield* clients(1)
+        expect(yield* store!.modifyOrInit("k", (current) => [current, Option.none()])).toEqual(Option.none())
+        expect(yield* store!.has("k")).toBe(false)
+        yield* store!.set("k", "1")
+        const exit = yield* Effect.exit(store!.modifyOrInit("k", () => {
+          throw new Error("boom")
+        }))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(yield* store!.get("k")).toEqual(Option.some("1"))
+      }))
+
+    it.scoped("a closed client fails with a PlatformError (BadResource); other clients keep working", () =>
+      Effect.gen(function*() {
+        const storage = yield* subject.acquire
+        const other = yield* subject.client(storage, { namespace: "test" })
+        const closed = yield* Effect.orDie(Effect.scoped(subject.client(storage, { namespace: "test" })))
+        for (
+          const op of [closed.get("k"), closed.set("k", "v"), closed.modify("k", increment), closed.size, closed.clear]
+        ) {
+          const failure = failureOf(yield* Effect.exit(op as Effect.Effect<unknown, PlatformError>))
+          expect(failure).toMatchObject({ _tag: "SystemError", reason: "BadResource" })
+        }
+        yield* other.set("k", "v")
+        expect(yield* other.get("k")).toEqual(Option.some("v"))
+      }))
+  })
+}
+
+describe("SqliteStore (own connection)", () => {
+  it.scoped("rejects table names that are not plain identifiers, creating nothing", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      yield* Effect.scoped(SqliteStore.make({ filename }))
+      for (
+        const table of [
+          "x\"; DROP TABLE durable_singleton_kv; --",
+          "a b",
+          "1abc",
+          "",
+          "sqlite_master",
+          "SQLITE_x",
+          "a.b",
+          "é",
+          "x".repeat(129)
+        ]
+      ) {
+        const failure = failureOf(yield* Effect.exit(Effect.scoped(SqliteStore.make({ filename, table }))))
+        expect(failure).toMatchObject({ _tag: "BadArgument", method: "SqliteStore.make" })
+        expect(failure?.message).toContain("table name")
+      }
+      expect(tablesIn(filename)).toEqual(["durable_singleton_kv"])
+    }))
+
+  it.scoped("rejects bad options with BadArgument", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const bad: ReadonlyArray<SqliteStore.Options> = [
+        { filename: "" },
+        { filename, synchronous: "sometimes" as SqliteStore.Synchronous },
+        { filename, busyTimeout: "soon" as Duration.DurationInput },
+        { filename, retryBusyFor: Infinity },
+        { filename, namespace: "\ud800" }
+      ]
+      for (const options of bad) {
+        expect(failureOf(yield* Effect.exit(Effect.scoped(SqliteStore.make(options))))).toMatchObject({
+          _tag: "BadArgument"
+        })
+      }
+    }))
+
+  it.scoped("tables are isolated from each other; the file is in WAL mode", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const a = yield* SqliteStore.make({ filename, table: "first" })
+      const b = yield* SqliteStore.make({ filename, table: "second" })
+      yield* a.set("k", "a")
+      expect(yield* b.get("k")).toEqual(Option.none())
+      expect(tablesIn(filename)).toEqual(["first", "second"])
+      const db = new Database(filename)
+      expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
+      db.close()
+    }))
+
+  it.scoped("a value of a storage class the store never writes is InvalidData, not a defect", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const store = yield* SqliteStore.make({ filename })
+      const db = new Database(filename)
+      db.prepare(`INSERT INTO ${SqliteStore.defaultTable} VALUES ('default', 'n', 42, 1, 0)`).run()
+      db.close()
+      for (const op of [store.get("n"), store.modify("n", increment)]) {
+        expect(failureOf(yield* Effect.exit(op))).toMatchObject({ _tag: "SystemError", reason: "InvalidData" })
+      }
+    }))
+
+  it.live("a database locked for longer than retryBusyFor fails with Busy and writes nothing", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const store = yield* SqliteStore.make({ filename, retryBusyFor: 200 })
+      yield* store.set("k", "0")
+      const holder = new Database(filename)
+      holder.prepare("BEGIN IMMEDIATE").run()
+      const started = performance.now()
+      for (const op of [store.modify("k", increment), store.set("k", "x"), store.setIfAbsent("new", "x")]) {
+        const failure = failureOf(yield* Effect.exit(op as Effect.Effect<unknown, PlatformError>))
+        expect(failure).toMatchObject({ _tag: "SystemError", reason: "Busy", module: "KeyValueStore" })
+        expect(failure?.message).toContain("stayed locked")
+        expect((failure as { cause?: { code?: string } }).cause?.code).toMatch(/^SQLITE_BUSY/)
+      }
+      expect(performance.now() - started).toBeGreaterThanOrEqual(600)
+      holder.prepare("ROLLBACK").run()
+      holder.close()
+      expect(yield* store.get("k")).toEqual(Option.some("0"))
+      expect(yield* store.has("new")).toBe(false)
+      expect(yield* store.modify("k", increment)).toEqual(Option.some("1"))
+    }).pipe(Effect.scoped))
+
+  it.live("waits for a lock released within retryBusyFor, then writes exactly once", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const store = yield* SqliteStore.make({ filename })
+      yield* store.set("k", "0")
+      const holder = new Database(filename)
+      holder.prepare("BEGIN IMMEDIATE").run()
+      setTimeout(() => {
+        holder.prepare("COMMIT").run()
+        holder.close()
+      }, 100)
+      expect(yield* store.modify("k", increment)).toEqual(Option.some("1"))
+      expect(yield* store.get("k")).toEqual(Option.some("1"))
+    }).pipe(Effect.scoped))
+
+  it.live("4 processes × 250 modify increments on one file end at exactly 1000", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const results = yield* runWorkers(filename, 4, 250)
+      const seen = results.flat()
+      expect(seen).toHaveLength(1000)
+      // every increment saw a distinct value: none was lost, none applied twice
+      expect(new Set(seen).size).toBe(1000)
+      const store = yield* SqliteStore.make({ filename, namespace: "multi-process" })
+      expect(yield* store.get("counter")).toEqual(Option.some("1000"))
+    }).pipe(Effect.scoped), 120_000)
+
+  it.live("several processes creating the table of a new file at once all succeed", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const results = yield* runWorkers(filename, 6, 1)
+      expect(results.flat().sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(tablesIn(filename)).toEqual(["durable_singleton_kv"])
+    }).pipe(Effect.scoped), 120_000)
+
+  it.effect("layerConfig reads its options from Config; a missing filename is a ConfigError", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const layer = SqliteStore.layerConfig({ filename: Config.string("SQLITE_FILENAME") })
+      const kv = Effect.flatMap(KeyValueStore.KeyValueStore, (kv) =>
+        Effect.zipRight(kv.set("k", "v"), kv.get("k")))
+      const found = yield* kv.pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SQLITE_FILENAME", filename]])))
+      )
+      expect(found).toEqual(Option.some("v"))
+      const missing = yield* kv.pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
+        Effect.flip
+      )
+      expect(ConfigError.isConfigError(missing)).toBe(true)
+      expect(String(missing)).toContain("SQLITE_FILENAME")
+    }).pipe(Effect.scoped))
+})
+
+describe("SqliteStore (on a SqliteClient)", () => {
+  it.scoped("shares the table with the own-connection variant", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const owned = yield* SqliteStore.make({ filename })
+      const sql = yield* sqliteClient(filename)
+      const shared = yield* Effect.provideService(SqliteStore.makeSqlClient(), SqliteClient.SqliteClient, sql)
+      yield* owned.set("text", "a\u0000b")
+      yield* shared.set("bytes", new Uint8Array([0, 1]))
+      expect(yield* shared.get("text")).toEqual(Option.some("a\u0000b"))
+      expect(yield* owned.getUint8Array("bytes")).toEqual(Option.some(new Uint8Array([0, 1])))
+    }))
+
+  it.live("other fibers' statements on the client never enter the store's transactions", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const sql = yield* sqliteClient(filename)
+      const store = yield* Effect.provideService(SqliteStore.makeSqlClient(), SqliteClient.SqliteClient, sql)
+      yield* sql`CREATE TABLE events (id INTEGER PRIMARY KEY)`
+      yield* store.set("counter", "0")
+      yield* Effect.all([
+        Effect.forEach(Array.from({ length: 100 }), () => store.modify("counter", increment), {
+          concurrency: 10,
+          discard: true
+        }),
+        Effect.forEach(Array.from({ length: 100 }, (_, i) => i), (id) => sql`INSERT INTO events VALUES (${id})`, {
+          concurrency: 10,
+          discard: true
+        }),
+        // A transaction of the application's own: must not nest inside (or around) the store's.
+        Effect.forEach(
+          Array.from({ length: 20 }, (_, i) => 1000 + i),
+          (id) => sql.withTransaction(sql`INSERT INTO events VALUES (${id})`),
+          { concurrency: 5, discard: true }
+        )
+      ], { concurrency: "unbounded" })
+      expect(yield* store.get("counter")).toEqual(Option.some("100"))
+      expect(yield* sql`SELECT count(*) AS n FROM events`).toEqual([{ n: 120 }])
+    }).pipe(Effect.provideService(SqlClient.SafeIntegers, false), Effect.scoped))
+
+  it.scoped("inside the client's withTransaction, store operations join it and roll back with it", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const sql = yield* sqliteClient(filename)
+      const store = yield* Effect.provideService(SqliteStore.makeSqlClient(), SqliteClient.SqliteClient, sql)
+      yield* store.set("k", "0")
+      const rolledBack = yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
+        yield* store.modify("k", increment)
+        expect(yield* store.get("k")).toEqual(Option.some("1"))
+        return yield* Effect.fail("abort")
+      })))
+      expect(Exit.isFailure(rolledBack)).toBe(true)
+      expect(yield* store.get("k")).toEqual(Option.some("0"))
+      yield* sql.withTransaction(Effect.zipRight(store.modify("k", increment), store.setIfAbsent("other", "x")))
+      expect(yield* store.get("k")).toEqual(Option.some("1"))
+      expect(yield* store.get("other")).toEqual(Option.some("x"))
+    }))
+
+  it.scoped("a transaction of another client in context is not joined", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const sql = yield* sqliteClient(filename)
+      const other = yield* sqliteClient(filename)
+      const store = yield* Effect.provideService(SqliteStore.makeSqlClient(), SqliteClient.SqliteClient, sql)
+      yield* store.set("k", "0")
+      const exit = yield* Effect.exit(other.withTransaction(Effect.gen(function*() {
+        yield* store.modify("k", increment)
+        return yield* Effect.fail("abort the other client's transaction")
+      })))
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(yield* store.get("k")).toEqual(Option.some("1"))
+    }))
+
+  it.scoped("rejects table names that are not plain identifiers", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const sql = yield* sqliteClient(filename)
+      const exit = yield* Effect.exit(
+        Effect.provideService(SqliteStore.makeSqlClient({ table: "t; DROP TABLE x" }), SqliteClient.SqliteClient, sql)
+      )
+      expect(failureOf(exit)).toMatchObject({ _tag: "BadArgument", method: "SqliteStore.makeSqlClient" })
+    }))
+})
+
+// Runs `processes` workers (test/fixtures/worker.ts) on one file, released together once all
+// have started, and returns the counter values each one saw.
+const runWorkers = (filename: string, processes: number, increments: number) =>
+  Effect.promise(async () => {
+    const worker = fileURLToPath(new URL("./fixtures/worker.ts", import.meta.url))
+    const root = fileURLToPath(new URL("../../..", import.meta.url))
+    const children = Array.from({ length: processes }, () =>
+      spawn(
+        process.execPath,
+        ["--conditions=@durable-singleton/source", "--import", "tsx", worker, filename, String(increments)],
+        { cwd: root, stdio: ["pipe", "pipe", "inherit"] }
+      ))
+    const outputs = children.map((child) => {
+      let out = ""
+      child.stdout.on("data", (chunk) => (out += chunk))
+      const ready = new Promise<void>((resolve) => {
+        const onData = () => {
+          if (out.includes("ready\n")) {
+            child.stdout.off("data", onData)
+            resolve()
+          }
+        }
+        child.stdout.on("data", onData)
+      })
+      // "close", not "exit": only then has all of the child's output been read.
+      const exited = new Promise<number | null>((resolve) => child.on("close", resolve))
+      return { ready, exited, out: () => out }
+    })
+    await Promise.all(outputs.map((o) => o.ready))
+    for (const child of children) child.stdin.end("go\n")
+    const codes = await Promise.all(outputs.map((o) => o.exited))
+    return outputs.map(({ out }, i) => {
+      const last = JSON.parse(out().trim().split("\n").pop()!) as { seen?: Array<number>; error?: string }
+      if (codes[i] !== 0 || last.seen === undefined) throw new Error(`worker ${i} failed: ${out()}`)
+      return last.seen
+    })
+  })
