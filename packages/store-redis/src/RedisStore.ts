@@ -1,0 +1,342 @@
+/**
+ * A {@link Store.Store} on Redis (through `ioredis`): the platform `KeyValueStore` with an atomic
+ * `modify` and create-if-absent that hold across clients and processes.
+ *
+ * - **Atomic updates**: `modifyOrInit` (and `modify`, `setIfAbsent`, core's fenced state) read
+ *   the value, run `f` here and write with a Lua compare-and-set that succeeds only if the key
+ *   still holds the exact bytes `f` saw. Conflicts are retried with the current value the
+ *   script returns; calls on one key from one store are combined into one compare-and-set.
+ * - **Namespaces**: every key is `prefix + byteLength(namespace) + ":" + namespace + ":" + key`,
+ *   so namespaces never see each other's keys whatever their names. `size` and `clear` walk the
+ *   namespace with `SCAN` and an escaped `MATCH` pattern (never `KEYS`).
+ * - **Values** keep their kind (string or bytes) in a one-byte tag; keys and values are binary
+ *   safe.
+ * - **Errors** are `PlatformError`s carrying the ioredis error as `cause`. A command whose
+ *   connection drops while it is in flight fails at once (its outcome is unknown) instead of
+ *   being resent.
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@durable-singleton/store-redis"
+ * import { Store } from "@durable-singleton/core"
+ * import { Effect, Option } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const store = yield* Store.Store
+ *   yield* store.setIfAbsent("counter", "0")
+ *   return yield* store.modify("counter", (n) => String(Number(n) + 1))
+ * })
+ *
+ * program.pipe(
+ *   Effect.provide(RedisStore.layer({ url: "redis://localhost:6379", namespace: "my-service" })),
+ *   Effect.runPromise
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Store from "@durable-singleton/core/Store"
+import type * as PlatformError from "@effect/platform/Error"
+import type * as KeyValueStore from "@effect/platform/KeyValueStore"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { Redis, type RedisOptions } from "ioredis"
+import { Connection, toPlatformError } from "./internal/connection.js"
+import * as KeySpace from "./internal/keySpace.js"
+import { decode, encode, Modifier } from "./internal/modifier.js"
+
+/**
+ * How a store lays out its keys, for a store on a client you already have.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreOptions {
+  /**
+   * The namespace the store works in: `size`, `clear` and every key are confined to it. Any
+   * string; namespaces never see each other, even `a` and `a:b`. Default `"default"`.
+   */
+  readonly namespace?: string
+  /**
+   * Raw bytes every key of every namespace starts with (like ioredis' `keyPrefix`, and added
+   * after it if the client has one). Default `"durable-singleton:"`. Namespaces are isolated
+   * within one prefix; pick prefixes that are not prefixes of each other for unrelated data.
+   */
+  readonly prefix?: string
+  /**
+   * How many compare-and-set attempts an update makes while other clients keep changing the
+   * key, before it fails with a `SystemError` (`Busy`). Default 64.
+   */
+  readonly maxAttempts?: number
+}
+
+/**
+ * A store with its own Redis connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends StoreOptions {
+  /** A `redis://` or `rediss://` URL; combined with `redis` (whose fields win). */
+  readonly url?: string | Redacted.Redacted<string>
+  /**
+   * ioredis options. The store connects eagerly (its `lazyConnect` is ignored) and, unless
+   * set here, turns off `autoResendUnfulfilledCommands` so that a write in flight when the
+   * connection drops is never run twice.
+   */
+  readonly redis?: RedisOptions
+}
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultNamespace = "default"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPrefix = "durable-singleton:"
+
+/**
+ * Opens a store with its own connection, which it connects before returning (a server that
+ * cannot be reached fails here with a `SystemError`) and quits when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Store.Store, PlatformError.PlatformError, Scope.Scope> =>
+  Effect.flatMap(connect(options), (client) => fromClient(client, options))
+
+/**
+ * Opens a store on a client you already have (it may be shared with other code). The store
+ * never quits it; when the scope closes, the store's operations fail with a `SystemError`
+ * (`BadResource`) and the client is left as it was.
+ *
+ * If the client has a `keyPrefix`, the store's keys go under it. Its
+ * `autoResendUnfulfilledCommands` (on by default in ioredis) lets ioredis send a command
+ * again after a reconnect even though the store has already reported it failed: a write
+ * whose reply was lost can then run twice. Turn it off on clients given to a store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromClient = (
+  client: Redis,
+  options: StoreOptions = {}
+): Effect.Effect<Store.Store, PlatformError.PlatformError, Scope.Scope> =>
+  Effect.suspend(() => {
+    const namespace = options.namespace ?? defaultNamespace
+    const prefix = options.prefix ?? defaultPrefix
+    const maxAttempts = options.maxAttempts ?? 64
+    if (!namespace.isWellFormed()) return Effect.fail(Store.badArgument("make", "namespace is not well-formed UTF-16"))
+    if (!prefix.isWellFormed()) return Effect.fail(Store.badArgument("make", "prefix is not well-formed UTF-16"))
+    if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
+      return Effect.fail(Store.badArgument("make", `maxAttempts must be a positive integer, got ${maxAttempts}`))
+    }
+    const keySpace = KeySpace.make({ prefix, namespace, clientKeyPrefix: client.options.keyPrefix ?? "" })
+    return Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => ({ closed: false, connection: new Connection(client) })),
+        (state) =>
+          Effect.sync(() => {
+            state.closed = true
+            state.connection.detach()
+          })
+      ),
+      (state) => Store.make(makeBackend(namespace, keySpace, maxAttempts, state))
+    )
+  })
+
+/**
+ * A store with its own connection, providing both `Store.Store` and the platform
+ * `KeyValueStore`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<Store.Store | KeyValueStore.KeyValueStore, PlatformError.PlatformError> => Store.layer(make(options))
+
+/**
+ * A store on a client you already have (see {@link fromClient}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerFromClient = (
+  client: Redis,
+  options?: StoreOptions
+): Layer.Layer<Store.Store | KeyValueStore.KeyValueStore, PlatformError.PlatformError> =>
+  Store.layer(fromClient(client, options))
+
+/**
+ * A store configured from `Config`, by default from the environment: `REDIS_URL` (required),
+ * `REDIS_STORE_NAMESPACE` and `REDIS_STORE_PREFIX` (optional).
+ *
+ * @example
+ * ```ts
+ * import { RedisStore } from "@durable-singleton/store-redis"
+ * import { Config } from "effect"
+ *
+ * // REDIS_URL, REDIS_STORE_NAMESPACE, REDIS_STORE_PREFIX
+ * const fromEnv = RedisStore.layerConfig()
+ *
+ * const custom = RedisStore.layerConfig({
+ *   url: Config.redacted("CACHE_REDIS_URL"),
+ *   namespace: Config.succeed("billing")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options> = defaultConfig
+): Layer.Layer<Store.Store | KeyValueStore.KeyValueStore, ConfigError.ConfigError | PlatformError.PlatformError> =>
+  Store.layer(Effect.flatMap(Config.unwrap(config), make))
+
+const defaultConfig: Config.Config<Options> = Config.all({
+  url: Config.redacted("REDIS_URL"),
+  namespace: Config.option(Config.string("REDIS_STORE_NAMESPACE")),
+  prefix: Config.option(Config.string("REDIS_STORE_PREFIX"))
+}).pipe(Config.map(({ namespace, prefix, url }): Options => ({
+  url,
+  ...Option.match(namespace, { onNone: () => ({}), onSome: (namespace) => ({ namespace }) }),
+  ...Option.match(prefix, { onNone: () => ({}), onSome: (prefix) => ({ prefix }) })
+})))
+
+// internal
+
+const makeBackend = (
+  namespace: string,
+  keySpace: KeySpace.KeySpace,
+  maxAttempts: number,
+  state: { closed: boolean; readonly connection: Connection }
+): Store.Backend => {
+  const { connection } = state
+  const client = connection.client
+  const redisKey = (key: string) => keySpace.keyPrefix + key
+  const closedError = (method: string) =>
+    Store.systemError(method, undefined, { reason: "BadResource", description: "the store is closed" })
+  const send = <A>(command: () => Promise<A>) => connection.send(command)
+
+  const request = <A>(method: string, run: () => Promise<A>): Effect.Effect<A, PlatformError.PlatformError> =>
+    Effect.async((resume) => {
+      if (state.closed) return resume(Effect.fail(closedError(method)))
+      run().then(
+        (value) => resume(Effect.succeed(value)),
+        (error) => resume(Effect.fail(toPlatformError(method, error)))
+      )
+    })
+
+  // Walks the namespace with SCAN; `onPage` gets each page's keys of this namespace (SCAN may
+  // return a key more than once). Keys come back with the client's keyPrefix.
+  const scan = async (onPage: (keys: Array<Buffer>) => Promise<void>) => {
+    const { matchPattern, serverPrefix } = keySpace
+    let cursor: string = "0"
+    do {
+      const [next, keys] = await send(() =>
+        client.callBuffer("SCAN", cursor, "MATCH", matchPattern, "COUNT", "1000")
+      ) as [Buffer, Array<Buffer>]
+      cursor = next.toString()
+      const ours = keys.filter((key) =>
+        key.length >= serverPrefix.length && serverPrefix.compare(key, 0, serverPrefix.length) === 0
+      )
+      if (ours.length > 0) await onPage(ours)
+    } while (cursor !== "0")
+  }
+
+  const modifier = new Modifier({ connection, maxAttempts, isClosed: () => state.closed, closedError })
+
+  return {
+    namespace,
+    get: (key) =>
+      Effect.flatMap(request("get", () => send(() => client.getBuffer(redisKey(key)))), (bytes) => {
+        if (bytes === null) return Effect.succeedNone
+        const value = decode("get", bytes)
+        return typeof value === "string" || value instanceof Uint8Array ? Effect.succeedSome(value) : Effect.fail(value)
+      }),
+    set: (key, value) => request("set", () => send(() => client.set(redisKey(key), encode(value)))),
+    remove: (key) => request("remove", () => send(() => client.del(redisKey(key)))),
+    has: (key) => Effect.map(request("has", () => send(() => client.exists(redisKey(key)))), (n) => n > 0),
+    size: request("size", async () => {
+      const seen = new Set<string>()
+      await scan(async (keys) => {
+        for (const key of keys) seen.add(key.toString("latin1"))
+      })
+      return seen.size
+    }),
+    clear: request("clear", () =>
+      scan(async (keys) => {
+        const withoutClientPrefix = keys.map((key) => key.subarray(keySpace.clientPrefixLength))
+        await send(() => client.callBuffer("UNLINK", ...withoutClientPrefix))
+      })),
+    modifyOrInit: (key, f) => modifier.modifyOrInit(redisKey(key), f)
+  }
+}
+
+// Connects a client we own: eagerly, so that a wrong URL or a server that is down fails here.
+const connect = (options: Options): Effect.Effect<Redis, PlatformError.PlatformError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<Redis, PlatformError.PlatformError>((resume) => {
+      const redisOptions: RedisOptions = {
+        autoResendUnfulfilledCommands: false,
+        ...options.redis,
+        lazyConnect: true
+      }
+      const url = options.url === undefined
+        ? undefined
+        : Redacted.isRedacted(options.url)
+        ? Redacted.value(options.url)
+        : options.url
+      const client = url === undefined ? new Redis(redisOptions) : new Redis(url, redisOptions)
+      // ioredis reports connection errors as events too; the store reports them through the
+      // failed commands, so the events only keep the last cause for a failed connect.
+      let lastError: unknown = undefined
+      client.on("error", (error) => {
+        lastError = error
+      })
+      client.connect().then(
+        () => resume(Effect.succeed(client)),
+        (error) => {
+          client.disconnect()
+          resume(Effect.fail(toPlatformError("connect", lastError ?? error)))
+        }
+      )
+      return Effect.sync(() => client.disconnect())
+    }),
+    (client) => Effect.promise(() => quit(client))
+  )
+
+// Quits gracefully (in-flight replies arrive first) if connected, within a second; otherwise
+// drops the connection and stops reconnecting.
+const quit = (client: Redis): Promise<void> =>
+  new Promise((resolve) => {
+    if (client.status !== "ready") {
+      client.disconnect()
+      return resolve()
+    }
+    const timer = setTimeout(() => {
+      client.disconnect()
+      resolve()
+    }, 1000)
+    client.quit().then(
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      () => {
+        clearTimeout(timer)
+        client.disconnect()
+        resolve()
+      }
+    )
+  })

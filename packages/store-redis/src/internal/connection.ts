@@ -1,0 +1,96 @@
+/**
+ * One ioredis client as the store uses it: commands whose connection drops while they are in
+ * flight fail at once with {@link ConnectionLost} instead of being resent or left pending.
+ *
+ * Why: after a reconnect ioredis resends in-flight commands (`autoResendUnfulfilledCommands`,
+ * on by default), so a write whose reply was lost can run twice (a `SET` overwriting a later
+ * write, a compare-and-set seen as a conflict and retried: one update applied twice); with
+ * resending turned off, ioredis 5.11 drops those commands without ever settling their
+ * promises. Either way the outcome is unknown, and the only correct report is a failure that
+ * says so (a single late execution of a failed command is allowed; two executions are not).
+ *
+ * @internal
+ */
+import type * as PlatformError from "@effect/platform/Error"
+import * as Store from "@durable-singleton/core/Store"
+import type { Redis } from "ioredis"
+
+/**
+ * The connection closed while the command was in flight: it may or may not have been applied.
+ *
+ * @internal
+ */
+export class ConnectionLost extends Error {
+  override readonly name = "ConnectionLost"
+  constructor() {
+    super("the connection to Redis closed while the command was in flight; it may or may not have been applied")
+  }
+}
+
+interface InFlight {
+  readonly reject: (error: unknown) => void
+}
+
+/** @internal */
+export class Connection {
+  private readonly inFlight = new Set<InFlight>()
+  private readonly onClose = () => {
+    if (this.inFlight.size === 0) return
+    const lost = Array.from(this.inFlight)
+    this.inFlight.clear()
+    const error = new ConnectionLost()
+    for (const command of lost) command.reject(error)
+  }
+
+  constructor(readonly client: Redis) {
+    client.on("close", this.onClose)
+  }
+
+  /**
+   * Sends a command. Only commands written while the connection is ready can be lost in
+   * flight; commands queued while it is down wait in ioredis' offline queue (sent on reconnect,
+   * or failed after `maxRetriesPerRequest` reconnection attempts).
+   */
+  send<A>(command: () => Promise<A>): Promise<A> {
+    if (this.client.status !== "ready") return command()
+    return new Promise<A>((resolve, reject) => {
+      const entry: InFlight = { reject }
+      this.inFlight.add(entry)
+      command().then(
+        (value) => {
+          if (this.inFlight.delete(entry)) resolve(value)
+        },
+        (error) => {
+          if (this.inFlight.delete(entry)) reject(error)
+        }
+      )
+    })
+  }
+
+  /** Stops watching the client (which may belong to someone else and outlive us). */
+  detach(): void {
+    this.client.off("close", this.onClose)
+  }
+}
+
+/**
+ * An ioredis failure as a `PlatformError` (`SystemError`) with the ioredis error as `cause`.
+ *
+ * @internal
+ */
+export const toPlatformError = (method: string, cause: unknown): PlatformError.PlatformError =>
+  Store.systemError(method, cause, {
+    reason: reasonOf(cause),
+    description: `Redis ${method} failed: ${cause instanceof Error ? cause.message : String(cause)}`
+  })
+
+const reasonOf = (cause: unknown): PlatformError.SystemErrorReason => {
+  if (!(cause instanceof Error)) return "Unknown"
+  if (cause instanceof ConnectionLost) return "UnexpectedEof"
+  const message = cause.message
+  if (message === "Connection is closed.") return "BadResource"
+  if (message === "Command timed out") return "TimedOut"
+  if (/^(NOAUTH|WRONGPASS|NOPERM)\b/.test(message)) return "PermissionDenied"
+  if (/^(BUSY|LOADING|TRYAGAIN|MASTERDOWN)\b/.test(message)) return "Busy"
+  return "Unknown"
+}
