@@ -1,0 +1,498 @@
+import { Subject } from "@durable-singleton/conformance"
+import { Store } from "@durable-singleton/core"
+import { RedisStore } from "@durable-singleton/store-redis"
+import type { PlatformError } from "@effect/platform/Error"
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer, Option } from "effect"
+import { Redis } from "ioredis"
+import { spawn } from "node:child_process"
+import { randomBytes, randomUUID } from "node:crypto"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { serverUrl } from "../../../scripts/test-env.js"
+import * as KeySpace from "../src/internal/keySpace.js"
+import * as PrivateRedis from "./support/PrivateRedis.js"
+
+const url = serverUrl("REDIS_URL")
+
+// Registers a live, scoped test against the shared server, or, without REDIS_URL, a test that
+// says in its name that it is skipped (serverUrl has already warned, and throws under CI=true).
+const redisTest = (
+  name: string,
+  self: (url: string) => Effect.Effect<unknown, unknown, import("effect/Scope").Scope>,
+  timeout?: number
+) =>
+  url === undefined
+    ? it(`${name} (SKIPPED: REDIS_URL is not set)`, (ctx) => ctx.skip())
+    : it.scopedLive(name, () => self(url), timeout)
+
+// A raw ioredis client, quit with the scope.
+const rawClient = (url: string) =>
+  Effect.acquireRelease(Effect.sync(() => new Redis(url)), (client) => Effect.promise(() => client.quit()))
+
+// Deletes every key starting with `prefix` (exactly: the MATCH pattern is escaped).
+const deleteKeysUnder = (url: string, prefix: string) =>
+  Effect.scoped(Effect.flatMap(rawClient(url), (client) =>
+    Effect.promise(async () => {
+      const pattern = Buffer.concat([KeySpace.escapeGlob(Buffer.from(prefix)), Buffer.from("*")])
+      let cursor = "0"
+      do {
+        const [next, keys] = await client.callBuffer("SCAN", cursor, "MATCH", pattern, "COUNT", "1000") as [
+          Buffer,
+          Array<Buffer>
+        ]
+        cursor = next.toString()
+        if (keys.length > 0) await client.callBuffer("UNLINK", ...keys)
+      } while (cursor !== "0")
+    })))
+
+// Storage for one test: a unique prefix, whose keys are deleted when the scope closes.
+const uniquePrefix = (url: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => `durable-singleton-test:${randomUUID()}:`),
+    (prefix) => deleteKeysUnder(url, prefix)
+  )
+
+/** The conformance subject: every client is a store with its own connection. */
+const subject = (url: string) =>
+  Subject.make({
+    name: "redis",
+    acquire: uniquePrefix(url),
+    client: (prefix: string, { namespace }) => RedisStore.make({ url, prefix, namespace })
+  })
+
+const failureOf = (exit: Exit.Exit<unknown, PlatformError>) =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+const increment = (n: string) => String(Number(n) + 1)
+
+// DESIGN.md §2: keys that must round-trip exactly and never alias each other.
+const hostileKeys = [
+  "",
+  "plain",
+  "a\u0000b",
+  "a\u0000c",
+  "\u0000",
+  "é",
+  "e\u0301",
+  "E",
+  "e",
+  "%",
+  "_",
+  "*",
+  "?",
+  "[a]",
+  "[",
+  "]",
+  "\\",
+  "\\*",
+  ":",
+  "1:a:",
+  "'",
+  "\"",
+  "`",
+  "line\nbreak",
+  "\r\n",
+  "🙂",
+  " ",
+  "x".repeat(1024)
+]
+
+const mebibyte = 1024 * 1024
+
+// Exact equality of a read value, kind included (a plain Uint8Array, not a Buffer), without a
+// deep equality walking a mebibyte element by element.
+const expectValue = (actual: Option.Option<Store.Value>, expected: Store.Value) => {
+  const value = Option.getOrThrow(actual)
+  if (typeof expected === "string") return expect(value === expected).toBe(true)
+  expect(value instanceof Uint8Array && value.constructor === Uint8Array).toBe(true)
+  expect(Buffer.compare(value as Uint8Array, expected)).toBe(0)
+}
+
+describe("RedisStore", () => {
+  redisTest("round-trips hostile keys and string, NUL, binary and 1 MiB values, keeping their kind", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const store = yield* RedisStore.make({ url, prefix })
+      for (const [i, key] of hostileKeys.entries()) yield* store.set(key, `value ${i}`)
+      expect(yield* store.size).toBe(hostileKeys.length)
+      for (const [i, key] of hostileKeys.entries()) expect(yield* store.get(key)).toEqual(Option.some(`value ${i}`))
+
+      const bigBytes = new Uint8Array(randomBytes(mebibyte))
+      const bigString = "é\u0000🙂".repeat(mebibyte / 4)
+      const values: ReadonlyArray<Store.Value> = [
+        "",
+        "\u0000",
+        "a\u0000b",
+        "🙂 é e\u0301",
+        new Uint8Array(0),
+        new Uint8Array([0]),
+        new Uint8Array([0, 255, 1, 0xc3, 0x28]), // not UTF-8
+        bigBytes,
+        bigString
+      ]
+      for (const value of values) {
+        yield* store.set("v", value)
+        const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value
+        expectValue(yield* store.get("v"), typeof value === "string" ? value : Buffer.from(value).toString("base64"))
+        expectValue(yield* store.getUint8Array("v"), bytes)
+        // modifyOrInit sees exactly the stored value, of the same kind
+        expectValue(yield* store.modifyOrInit("v", (current) => [current, Option.none()]), value)
+      }
+      const grown = yield* store.modifyUint8Array("v2", (v) => v)
+      expect(grown).toEqual(Option.none())
+      yield* store.set("v2", bigBytes)
+      const appended = yield* store.modifyUint8Array("v2", (v) => new Uint8Array([...v.subarray(0, 3), 7]))
+      expect(appended).toEqual(Option.some(new Uint8Array([...bigBytes.subarray(0, 3), 7])))
+    }), 60_000)
+
+  redisTest("stores key k of namespace ns at prefix + byteLength(ns) + ':' + ns + ':' + k, as tag + bytes", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const raw = yield* rawClient(url)
+      const store = yield* RedisStore.make({ url, prefix, namespace: "né:*" })
+      yield* store.set("k\u0000", "v")
+      yield* store.set("bytes", new Uint8Array([9, 0]))
+      const base = `${prefix}5:né:*:`
+      expect(yield* Effect.promise(() => raw.getBuffer(`${base}k\u0000`))).toEqual(Buffer.from([0, 0x76]))
+      expect(yield* Effect.promise(() => raw.getBuffer(`${base}bytes`))).toEqual(Buffer.from([1, 9, 0]))
+    }))
+
+  redisTest("namespaces never see each other, whatever their names", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      // Names that are prefixes of each other, glob metacharacters, and names that look like
+      // the encoding itself (`1:a` and a key `b` vs `a` and a key `1:b`...).
+      const namespaces = ["a", "a:b", "a:", "a%", "a_", "a*", "*", "?", "[a]", "[", "a\\", "\\", "", "1:a", "é", "e\u0301"]
+      const stores = yield* Effect.forEach(namespaces, (namespace) => RedisStore.make({ url, prefix, namespace }))
+      // Keys chosen so that namespace + key spell the same text across namespaces.
+      yield* Effect.forEach(stores, (store, i) =>
+        Effect.all([
+          store.set("b:c", `${i}`),
+          store.set(":b:c", `${i}`),
+          store.set("c", `${i}`),
+          ...Array.from({ length: i }, (_, j) => store.set(`extra-${j}`, `${i}`))
+        ]))
+      for (const [i, store] of stores.entries()) {
+        expect(yield* store.size).toBe(3 + i)
+        expect(yield* store.get("c")).toEqual(Option.some(`${i}`))
+        expect(yield* store.get("b:c")).toEqual(Option.some(`${i}`))
+      }
+      // Clearing one namespace at a time leaves every other one intact.
+      for (const [i, store] of stores.entries()) {
+        yield* store.clear
+        expect(yield* store.size).toBe(0)
+        expect(yield* store.isEmpty).toBe(true)
+        for (const [j, other] of stores.entries()) expect(yield* other.size).toBe(j <= i ? 0 : 3 + j)
+      }
+    }), 60_000)
+
+  redisTest("size and clear see only the namespace, are correct when it is empty, and never touch other keys", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const raw = yield* rawClient(url)
+      const store = yield* RedisStore.make({ url, prefix, namespace: "ns" })
+      expect(yield* store.size).toBe(0)
+      yield* store.clear
+      expect(yield* store.isEmpty).toBe(true)
+      // Keys that only differ from the namespace's keys after the prefix, or are foreign.
+      const foreign = [`${prefix}2:ns`, `${prefix}2:nsx`, `${prefix}2:n:x`, `${prefix}3:ns::x`, `${prefix}ns:x`, `${prefix}2:n*:x`]
+      for (const key of foreign) yield* Effect.promise(() => raw.set(key, "foreign"))
+      yield* Effect.forEach(Array.from({ length: 2500 }, (_, i) => i), (i) => store.set(`k${i}`, "v"), {
+        concurrency: 50,
+        discard: true
+      })
+      expect(yield* store.size).toBe(2500)
+      yield* store.clear
+      expect(yield* store.size).toBe(0)
+      for (const key of foreign) expect(yield* Effect.promise(() => raw.get(key))).toBe("foreign")
+    }), 60_000)
+
+  redisTest("modify is atomic across clients and fibers: 4 clients × 8 fibers × 40 increments", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* subject(url).acquire
+      const clients = yield* Effect.forEach(
+        Array.from({ length: 4 }),
+        () => subject(url).client(prefix, { namespace: "counters" })
+      )
+      yield* clients[0]!.set("hot", "0")
+      yield* Effect.forEach(clients, (client) =>
+        Effect.forEach(Array.from({ length: 8 }), () =>
+          Effect.forEach(Array.from({ length: 40 }), () => client.modify("hot", increment), { discard: true }), {
+          concurrency: "unbounded",
+          discard: true
+        }), { concurrency: "unbounded", discard: true })
+      expect(yield* clients[3]!.get("hot")).toEqual(Option.some(String(4 * 8 * 40)))
+    }), 60_000)
+
+  redisTest("create-if-absent: exactly one of 8 clients wins, and modifyOrInit sees what the winner wrote", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* subject(url).acquire
+      for (let round = 0; round < 20; round++) {
+        const clients = yield* Effect.forEach(
+          Array.from({ length: 8 }),
+          () => subject(url).client(prefix, { namespace: `race-${round}` })
+        )
+        const wins = yield* Effect.forEach(clients, (client, i) => client.setIfAbsent("leader", `client-${i}`), {
+          concurrency: "unbounded"
+        })
+        expect(wins.filter((won) => won)).toHaveLength(1)
+        const seen = yield* clients[7]!.modifyOrInit("leader", (current) => [current, Option.none()])
+        expect(seen).toEqual(Option.some(`client-${wins.indexOf(true)}`))
+      }
+    }), 60_000)
+
+  redisTest("4 processes × 250 modify increments end at exactly 1000", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const worker = fileURLToPath(new URL("./fixtures/increment.ts", import.meta.url))
+      const root = path.resolve(path.dirname(worker), "../../../..")
+      const store = yield* RedisStore.make({ url, prefix, namespace: "multi-process" })
+      yield* store.set("counter", "0")
+      const children = Array.from({ length: 4 }, () =>
+        spawn(
+          process.execPath,
+          ["--conditions=@durable-singleton/source", "--import", "tsx", worker, url, prefix, "250"],
+          { cwd: root, stdio: ["pipe", "pipe", "inherit"] }
+        ))
+      yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
+      const lines = children.map((child) => {
+        let output = ""
+        const waiters: Array<() => void> = []
+        child.stdout!.on("data", (chunk) => {
+          output += chunk
+          waiters.splice(0).forEach((wake) => wake())
+        })
+        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+        const saw = (line: string) =>
+          new Promise<void>((resolve, reject) => {
+            const check = () => output.includes(line) ? resolve() : waiters.push(check)
+            exited.then((code) => reject(new Error(`child exited with ${code} before "${line}"`)))
+            check()
+          })
+        return { saw, exited }
+      })
+      // All four contend from the same instant.
+      yield* Effect.promise(() => Promise.all(lines.map((l) => l.saw("ready"))))
+      children.forEach((child) => child.stdin!.write("go\n"))
+      const codes = yield* Effect.promise(() => Promise.all(lines.map((l) => l.exited)))
+      expect(codes).toEqual([0, 0, 0, 0])
+      expect(yield* store.get("counter")).toEqual(Option.some("1000"))
+    }), 120_000)
+
+  redisTest("a value this store did not write fails with InvalidData and is left untouched", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const raw = yield* rawClient(url)
+      const store = yield* RedisStore.make({ url, prefix, namespace: "ns" })
+      yield* Effect.promise(() => raw.set(`${prefix}2:ns:foreign`, "\u0007not ours"))
+      for (const exit of [yield* Effect.exit(store.get("foreign")), yield* Effect.exit(store.modify("foreign", increment))]) {
+        const error = failureOf(exit)
+        expect(error?._tag).toBe("SystemError")
+        expect(error?._tag === "SystemError" && error.reason).toBe("InvalidData")
+      }
+      expect(yield* Effect.promise(() => raw.get(`${prefix}2:ns:foreign`))).toBe("\u0007not ours")
+    }))
+
+  redisTest("loads its script again after SCRIPT FLUSH (NOSCRIPT fallback)", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivateRedis.make
+      const raw = yield* rawClient(server.url)
+      const store = yield* RedisStore.make({ url: server.url })
+      yield* store.set("n", "0")
+      yield* store.modify("n", increment)
+      yield* Effect.promise(() => raw.script("FLUSH"))
+      yield* store.modify("n", increment)
+      expect(yield* store.get("n")).toEqual(Option.some("2"))
+    }), 30_000)
+
+  redisTest("an update that keeps conflicting fails with Busy after maxAttempts and writes nothing", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const client = yield* rawClient(url)
+      const store = yield* RedisStore.fromClient(client, { prefix, namespace: "ns", maxAttempts: 3 })
+      yield* store.set("k", "0")
+      let calls = 0
+      // Every call of f changes the key on the store's own connection, so the write is
+      // queued before the compare-and-set that follows: each attempt conflicts.
+      const exit = yield* Effect.exit(store.modify("k", (n) => {
+        calls++
+        void client.set(`${prefix}2:ns:k`, `\u0000other-${calls}`)
+        return n + "!"
+      }))
+      const error = failureOf(exit)
+      expect(error?._tag === "SystemError" && error.reason).toBe("Busy")
+      expect(calls).toBe(3)
+      expect(yield* store.get("k")).toEqual(Option.some("other-3"))
+    }))
+
+  redisTest("a defect in f fails only its own call; the others in the same batch commit", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const store = yield* RedisStore.make({ url, prefix })
+      yield* store.set("n", "0")
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) =>
+          Effect.exit(store.modify("n", (n) => {
+            if (i % 5 === 0) throw new Error("boom")
+            return increment(n)
+          })),
+        { concurrency: "unbounded" }
+      )
+      expect(exits.filter((exit) => Exit.isFailure(exit) && Cause.isDie(exit.cause))).toHaveLength(4)
+      expect(exits.filter(Exit.isSuccess)).toHaveLength(16)
+      expect(yield* store.get("n")).toEqual(Option.some("16"))
+    }))
+
+  redisTest("interrupted updates apply once or not at all, never twice", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const store = yield* RedisStore.make({ url, prefix })
+      yield* store.set("n", "0")
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 200 }),
+        () => Effect.fork(store.modify("n", increment))
+      )
+      yield* Effect.sleep("1 millis")
+      const interrupted = fibers.filter((_, i) => i % 2 === 1)
+      yield* Effect.forEach(interrupted, Fiber.interrupt, { concurrency: "unbounded", discard: true })
+      const exits = yield* Effect.forEach(fibers, Fiber.await)
+      const acknowledged = exits.filter(Exit.isSuccess).length
+      const final = Number(Option.getOrThrow(yield* store.get("n")))
+      expect(final).toBeGreaterThanOrEqual(acknowledged)
+      expect(final).toBeLessThanOrEqual(acknowledged + interrupted.length)
+      // Nothing is left running: later updates see a stable value.
+      yield* Effect.sleep("100 millis")
+      expect(yield* store.get("n")).toEqual(Option.some(String(final)))
+    }))
+
+  redisTest("fromClient: uses the client's keyPrefix, never quits the client, and refuses work after its scope", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const raw = yield* rawClient(url)
+      const client = new Redis(url, { keyPrefix: `${prefix}client*[x]:` })
+      yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
+      const store = yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* RedisStore.fromClient(client, { prefix: "p:", namespace: "ns" })
+        yield* store.set("a", "1")
+        yield* store.set("b", "2")
+        yield* store.modify("a", increment)
+        expect(yield* store.size).toBe(2)
+        expect(yield* Effect.promise(() => raw.getBuffer(`${prefix}client*[x]:p:2:ns:a`))).toEqual(
+          Buffer.from("\u00002")
+        )
+        yield* store.clear
+        expect(yield* store.size).toBe(0)
+        yield* store.set("kept", "1")
+        return store
+      }))
+      const error = failureOf(yield* Effect.exit(store.get("kept")))
+      expect(error?._tag === "SystemError" && error.reason).toBe("BadResource")
+      expect(client.status).toBe("ready")
+      expect(yield* Effect.promise(() => client.get("p:2:ns:kept"))).toBe("\u00001")
+    }))
+
+  redisTest("layerConfig reads REDIS_URL, REDIS_STORE_NAMESPACE and REDIS_STORE_PREFIX", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const raw = yield* rawClient(url)
+      const layer = RedisStore.layerConfig().pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+          new Map([["REDIS_URL", url], ["REDIS_STORE_NAMESPACE", "configured"], ["REDIS_STORE_PREFIX", prefix]])
+        )))
+      )
+      yield* Effect.provide(Effect.flatMap(Store.Store, (store) => store.set("k", "v")), layer)
+      expect(yield* Effect.promise(() => raw.get(`${prefix}10:configured:k`))).toBe("\u0000v")
+      const missing = yield* Effect.exit(Layer.build(RedisStore.layerConfig().pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))
+      )))
+      expect(Exit.isFailure(missing)).toBe(true)
+    }))
+
+  redisTest("rejects a namespace or prefix that is not well-formed UTF-16 with BadArgument", (url) =>
+    Effect.gen(function*() {
+      for (const options of [{ namespace: "\ud800" }, { prefix: "a\udc00" }, { maxAttempts: 0 }]) {
+        const error = failureOf(yield* Effect.exit(RedisStore.make({ url, ...options })))
+        expect(error?._tag).toBe("BadArgument")
+      }
+    }))
+})
+
+describe("RedisStore failures (a private redis-server per test)", () => {
+  redisTest("connection refused: make fails with a SystemError carrying the ioredis error", () =>
+    Effect.gen(function*() {
+      const port = yield* PrivateRedis.freePort
+      const error = failureOf(yield* Effect.exit(RedisStore.make({ url: `redis://127.0.0.1:${port}` })))
+      expect(error?._tag).toBe("SystemError")
+      expect(error?.message).toMatch(/ECONNREFUSED/)
+      expect((error?.cause as NodeJS.ErrnoException | undefined)?.code).toBe("ECONNREFUSED")
+    }))
+
+  redisTest("the server dies mid-operation: the operation fails with a PlatformError, and the store reconnects", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivateRedis.make
+      const store = yield* RedisStore.make({ url: server.url, redis: { retryStrategy: () => 50 } })
+      yield* store.set("n", "0")
+      // Frozen, the server holds the commands unanswered; killed, their connection drops.
+      yield* server.freeze
+      const inFlight = yield* Effect.fork(Effect.exit(store.modify("n", increment)))
+      const inFlightSet = yield* Effect.fork(Effect.exit(store.set("m", "1")))
+      yield* Effect.sleep("100 millis")
+      yield* server.kill
+      for (const exit of [yield* Fiber.join(inFlight), yield* Fiber.join(inFlightSet)]) {
+        const error = failureOf(exit)
+        expect(error?._tag).toBe("SystemError")
+        expect(error?._tag === "SystemError" && error.reason).toBe("UnexpectedEof")
+        expect((error?.cause as Error).name).toBe("ConnectionLost")
+      }
+      yield* server.start
+      // The new server is empty (no persistence); the same store works again.
+      expect(yield* store.modifyOrInit("n", (n) => [n, Option.some("fresh")])).toEqual(Option.none())
+      expect(yield* store.get("n")).toEqual(Option.some("fresh"))
+    }), 30_000)
+
+  redisTest("maxRetriesPerRequest exhausted: operations fail with a PlatformError, then work once the server is back", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivateRedis.make
+      const client = new Redis(server.url, { maxRetriesPerRequest: 2, retryStrategy: () => 50 })
+      client.on("error", () => {})
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.disconnect()))
+      const store = yield* RedisStore.fromClient(client)
+      yield* store.set("k", "v")
+      yield* server.kill
+      // Once the client has seen the connection drop, commands wait for a reconnection.
+      while (client.status === "ready") yield* Effect.sleep("5 millis")
+      for (const exit of [yield* Effect.exit(store.get("k")), yield* Effect.exit(store.modify("k", increment))]) {
+        const error = failureOf(exit)
+        expect(error?._tag).toBe("SystemError")
+        expect((error?.cause as Error).name).toBe("MaxRetriesPerRequestError")
+      }
+      yield* server.start
+      yield* store.set("k", "back")
+      expect(yield* store.get("k")).toEqual(Option.some("back"))
+    }), 30_000)
+
+  redisTest("a frozen server with commandTimeout: operations fail with TimedOut instead of hanging", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivateRedis.make
+      const store = yield* RedisStore.make({ url: server.url, redis: { commandTimeout: 200 } })
+      yield* store.set("k", "v")
+      yield* server.freeze
+      const error = failureOf(yield* Effect.exit(store.modify("k", (v) => v + "!")))
+      expect(error?._tag === "SystemError" && error.reason).toBe("TimedOut")
+    }), 30_000)
+
+  redisTest("a closed store fails with BadResource and its connection is quit", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivateRedis.make
+      const raw = yield* rawClient(server.url)
+      const store = yield* Effect.scoped(RedisStore.make({ url: server.url }))
+      for (const op of [store.get("k"), store.set("k", "v"), store.modify("k", increment), store.size, store.clear]) {
+        const error = failureOf(yield* Effect.exit(op))
+        expect(error?._tag === "SystemError" && error.reason).toBe("BadResource")
+      }
+      const clients = yield* Effect.promise(() => raw.client("LIST") as Promise<string>)
+      expect(clients.trim().split("\n")).toHaveLength(1)
+    }), 30_000)
+})
