@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { FunctionThrew, toPlatformError } from "./errors.js"
-import { type BusyPolicy, retryWhileBusy } from "./retry.js"
+import { type BusyPolicy, isBusy, retryAfterBusy } from "./retry.js"
 import * as Schema from "./schema.js"
 
 /** @internal */
@@ -41,18 +41,22 @@ export const make = (config: Config): Effect.Effect<Store.Backend, PlatformError
       (db) => Effect.sync(() => db.close())
     )
 
-    // One synchronous step: its result, or its failure as a PlatformError (a throwing `f` is a defect).
-    const step = <A>(method: string, run: () => A): Effect.Effect<A, PlatformError.PlatformError> =>
-      Effect.suspend(() => {
-        try {
-          return Effect.succeed(run())
-        } catch (cause) {
-          return cause instanceof FunctionThrew
-            ? Effect.die(cause.cause)
-            : Effect.fail(toPlatformError(method, cause))
-        }
-      })
-    const op = <A>(method: string, run: () => A) => retryWhileBusy(busy, step(method, run))
+    // One synchronous step: its result, or its failure as a PlatformError (a throwing `f` is a
+    // defect). A busy failure goes on to the asynchronous retries; the successful path has no
+    // error handler to pass through.
+    const op = <A>(method: string, run: () => A): Effect.Effect<A, PlatformError.PlatformError> => {
+      const attempt = (onBusy: (error: PlatformError.PlatformError) => Effect.Effect<A, PlatformError.PlatformError>) =>
+        Effect.suspend(() => {
+          try {
+            return Effect.succeed(run())
+          } catch (cause) {
+            if (cause instanceof FunctionThrew) return Effect.die(cause.cause)
+            const error = toPlatformError(method, cause)
+            return isBusy(error) ? onBusy(error) : Effect.fail(error)
+          }
+        })
+      return attempt((first) => retryAfterBusy(busy, attempt(Effect.fail), first))
+    }
 
     // Switching to WAL takes an exclusive lock for a moment: several processes opening a new
     // file at once can be busy here. CREATE TABLE IF NOT EXISTS inside BEGIN IMMEDIATE makes

@@ -37,7 +37,8 @@ const sleep = (ms: number): Effect.Effect<void> =>
     return Effect.sync(() => clearTimeout(timer))
   })
 
-const isBusy = (error: PlatformError.PlatformError): boolean =>
+/** @internal */
+export const isBusy = (error: PlatformError.PlatformError): boolean =>
   error._tag === "SystemError" && error.reason === "Busy"
 
 /**
@@ -52,19 +53,31 @@ export const retryWhileBusy = <A>(
   policy: BusyPolicy,
   attempt: Effect.Effect<A, PlatformError.PlatformError>
 ): Effect.Effect<A, PlatformError.PlatformError> =>
-  Effect.catchIf(attempt, isBusy, (first) => {
-    const started = performance.now()
-    const deadline = started + policy.retryForMs
-    const loop = (retries: number, last: PlatformError.PlatformError): Effect.Effect<A, PlatformError.PlatformError> => {
-      const left = deadline - performance.now()
-      if (left <= 0) return Effect.fail(exhausted(last, retries, performance.now() - started))
-      return Effect.zipRight(
-        sleep(Math.min(left, delayMs(retries))),
-        Effect.catchIf(attempt, isBusy, (error) => loop(retries + 1, error))
-      )
-    }
-    return loop(0, first)
-  })
+  Effect.catchIf(attempt, isBusy, (first) => retryAfterBusy(policy, attempt, first))
+
+/**
+ * The retries of {@link retryWhileBusy} after a first attempt failed with `first`: for callers
+ * that run their first attempt themselves, so that the common, successful path costs nothing.
+ *
+ * @internal
+ */
+export const retryAfterBusy = <A>(
+  policy: BusyPolicy,
+  attempt: Effect.Effect<A, PlatformError.PlatformError>,
+  first: PlatformError.PlatformError
+): Effect.Effect<A, PlatformError.PlatformError> => {
+  const started = performance.now()
+  const deadline = started + policy.retryForMs
+  const loop = (retries: number, last: PlatformError.PlatformError): Effect.Effect<A, PlatformError.PlatformError> => {
+    const left = deadline - performance.now()
+    if (left <= 0) return Effect.fail(exhausted(last, retries, performance.now() - started))
+    return Effect.zipRight(
+      sleep(Math.min(left, delayMs(retries))),
+      Effect.catchIf(attempt, isBusy, (error) => loop(retries + 1, error))
+    )
+  }
+  return loop(0, first)
+}
 
 const exhausted = (last: PlatformError.PlatformError, retries: number, elapsedMs: number) =>
   Store.systemError(last.method, last._tag === "SystemError" ? last.cause : last, {
