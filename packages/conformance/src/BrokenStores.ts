@@ -1,0 +1,372 @@
+/**
+ * Deliberately broken stores, each with one realistic flaw, built on core's `MemoryStore`: the
+ * suite's proof of power. Each names the family that must reject it; the package's own tests
+ * assert that it does (and that `MemoryStore` passes everything).
+ *
+ * Where a flaw needs concurrency to show (a read and a write that are not atomic), the store
+ * waits for a timer tick between the two, as a network round trip would.
+ *
+ * @example
+ * ```ts
+ * import { BrokenStores, Conformance } from "@durable-singleton/conformance"
+ * import { Effect } from "effect"
+ *
+ * const report = await Effect.runPromise(
+ *   Conformance.run(BrokenStores.getThenSetModify.subject, { only: "atomicity" })
+ * )
+ * Conformance.passed(report) // false
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as MemoryStore from "@durable-singleton/core/MemoryStore"
+import * as Store from "@durable-singleton/core/Store"
+import type * as PlatformError from "@effect/platform/Error"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Conformance from "./Conformance.js"
+import * as Subject from "./Subject.js"
+
+/**
+ * Storage shared by the clients of a broken store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Storage {
+  readonly memory: MemoryStore.Storage
+  /** Every namespace a client was opened on (for the flaws that ignore namespaces). */
+  readonly namespaces: Set<string>
+  /** Keys removed but still counted, per namespace (for the soft-delete flaw). */
+  readonly tombstones: Map<string, Set<string>>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BrokenStore {
+  readonly subject: Subject.Subject<Storage>
+  /** What is wrong with it. */
+  readonly flaw: string
+  /** The family that must reject it. */
+  readonly caughtBy: Conformance.FamilyId
+}
+
+const makeStorage = (): Storage => ({ memory: MemoryStore.makeStorage(), namespaces: new Set(), tombstones: new Map() })
+
+const backendOf = (storage: Storage, namespace: string): Effect.Effect<Store.Backend, never, Scope.Scope> => {
+  storage.namespaces.add(namespace)
+  return MemoryStore.makeBackend({ storage: storage.memory, namespace })
+}
+
+// A network round trip: other fibers (and other callbacks) run between a read and a write.
+const roundTrip = Effect.sleep(Duration.zero)
+
+const broken = (
+  name: string,
+  caughtBy: Conformance.FamilyId,
+  flaw: string,
+  client: (storage: Storage, namespace: string) => Effect.Effect<Store.Store, never, Scope.Scope>
+): BrokenStore => ({
+  flaw,
+  caughtBy,
+  subject: Subject.make({
+    name: `broken: ${name}`,
+    acquire: Effect.sync(makeStorage),
+    client: (storage, { namespace }) => client(storage, namespace)
+  })
+})
+
+const fromBackend = (change: (backend: Store.Backend, storage: Storage, namespace: string) => Store.Backend) =>
+(storage: Storage, namespace: string) =>
+  Effect.map(backendOf(storage, namespace), (backend) => Store.make(change(backend, storage, namespace)))
+
+/**
+ * `modify` as get, then set: concurrent increments lose updates (the original design's bug).
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const getThenSetModify: BrokenStore = broken(
+  "get-then-set modify",
+  "atomicity",
+  "modify reads the value, then sets f(value): not atomic, so concurrent updates are lost",
+  (storage, namespace) =>
+    Effect.map(backendOf(storage, namespace), (backend) => {
+      const store = Store.make(backend)
+      return {
+        ...store,
+        modify: (key, f) =>
+          Effect.gen(function*() {
+            const current = yield* store.get(key)
+            if (Option.isNone(current)) return Option.none()
+            yield* roundTrip
+            const next = f(current.value)
+            yield* store.set(key, next)
+            return Option.some(next)
+          })
+      }
+    })
+)
+
+/**
+ * `modify` of a missing key stores `f("")` instead of writing nothing.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const modifyInsertsMissingKey: BrokenStore = broken(
+  "modify inserts a missing key",
+  "atomicity",
+  "modify of a missing key stores f(\"\") instead of returning None and writing nothing",
+  (storage, namespace) =>
+    Effect.map(backendOf(storage, namespace), (backend) => {
+      const store = Store.make(backend)
+      return {
+        ...store,
+        modify: (key, f) =>
+          store.modifyOrInit(key, (current) => {
+            const next = f(Option.isNone(current) ? "" : Store.asString(current.value))
+            return [Option.some(next), Option.some(next)]
+          })
+      }
+    })
+)
+
+/**
+ * Each client caches what it read or wrote and serves reads from that cache: other clients'
+ * writes are invisible to it.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const perClientCache: BrokenStore = broken(
+  "per-client cache",
+  "linearizability",
+  "each client caches values it read or wrote and serves get/has from the cache, so it misses other clients' writes",
+  fromBackend((backend) => {
+    const cache = new Map<string, Option.Option<Store.Value>>()
+    const get = (key: string) => {
+      const cached = cache.get(key)
+      return cached !== undefined ? Effect.succeed(cached) : Effect.tap(backend.get(key), (value) => cache.set(key, value))
+    }
+    return {
+      ...backend,
+      get,
+      has: (key) => Effect.map(get(key), Option.isSome),
+      set: (key, value) => Effect.tap(backend.set(key, value), () => cache.set(key, Option.some(value))),
+      remove: (key) => Effect.tap(backend.remove(key), () => cache.set(key, Option.none())),
+      clear: Effect.tap(backend.clear, () => cache.clear()),
+      modifyOrInit: (key, f) =>
+        backend.modifyOrInit(key, (current) => {
+          const decision = f(current)
+          cache.set(key, Option.isSome(decision[1]) ? decision[1] : current)
+          return decision
+        })
+    }
+  })
+)
+
+/**
+ * `clear` and `size` act on every namespace of the storage (a `DELETE` / `COUNT` without the
+ * namespace condition).
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const namespaceBlindClearAndSize: BrokenStore = broken(
+  "clear and size ignore the namespace",
+  "namespaces",
+  "clear and size act on every namespace of the storage, not only the client's",
+  fromBackend((backend, storage) => {
+    const everyNamespace = <A>(f: (backend: Store.Backend) => Effect.Effect<A, PlatformError.PlatformError>) =>
+      Effect.forEach(storage.namespaces, (namespace) =>
+        Effect.scoped(Effect.flatMap(MemoryStore.makeBackend({ storage: storage.memory, namespace }), f)))
+    return {
+      ...backend,
+      size: Effect.flatMap(backend.size, () =>
+        Effect.map(everyNamespace((other) => other.size), (sizes) => sizes.reduce((a, b) => a + b, 0))),
+      clear: Effect.flatMap(backend.clear, () => Effect.asVoid(everyNamespace((other) => other.clear)))
+    }
+  })
+)
+
+/**
+ * `modifyOrInit` reads, decides, then writes unconditionally: a fenced write checks the lease
+ * against what it read, but the save is not conditional on it, so a superseded leader's write
+ * (or a second claim) lands anyway.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const unfencedSave: BrokenStore = broken(
+  "unfenced save",
+  "handoff",
+  "modifyOrInit reads, decides and then saves unconditionally: the save is not fenced by what was read, so a stale leader's write lands",
+  fromBackend((backend) => ({
+    ...backend,
+    modifyOrInit: (key, f) =>
+      Effect.gen(function*() {
+        const current = yield* backend.get(key)
+        yield* roundTrip
+        const [result, next] = f(current)
+        if (Option.isSome(next)) yield* backend.set(key, next.value)
+        return result
+      })
+  }))
+)
+
+/**
+ * Acknowledges writes of the empty string without storing them.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const dropsEmptyStrings: BrokenStore = broken(
+  "drops empty strings",
+  "fidelity",
+  "writes of the empty string are acknowledged but not stored (treated as no value)",
+  fromBackend((backend) => ({
+    ...backend,
+    set: (key, value) => value === "" ? Effect.void : backend.set(key, value),
+    modifyOrInit: (key, f) =>
+      backend.modifyOrInit(key, (current) => {
+        const [result, next] = f(current)
+        return [result, Option.isSome(next) && next.value === "" ? Option.none() : next]
+      })
+  }))
+)
+
+/**
+ * Soft delete: `remove` marks keys deleted, but `size` still counts them.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const sizeCountsDeleted: BrokenStore = broken(
+  "size counts deleted keys",
+  "model",
+  "remove soft-deletes keys, and size still counts them",
+  fromBackend((backend, storage, namespace) => {
+    const tombstones = storage.tombstones.get(namespace) ?? new Set<string>()
+    storage.tombstones.set(namespace, tombstones)
+    return {
+      ...backend,
+      set: (key, value) => Effect.tap(backend.set(key, value), () => tombstones.delete(key)),
+      remove: (key) =>
+        Effect.flatMap(backend.has!(key), (present) =>
+          Effect.tap(backend.remove(key), () => {
+            if (present) tombstones.add(key)
+          })),
+      size: Effect.map(backend.size, (size) => size + tombstones.size),
+      clear: Effect.tap(backend.clear, () => tombstones.clear()),
+      modifyOrInit: (key, f) =>
+        backend.modifyOrInit(key, (current) => {
+          const decision = f(current)
+          if (Option.isSome(decision[1])) tombstones.delete(key)
+          return decision
+        })
+    }
+  })
+)
+
+const mapOperations = (
+  backend: Store.Backend,
+  change: <A>(effect: Effect.Effect<A, PlatformError.PlatformError>) => Effect.Effect<A, PlatformError.PlatformError>
+): Store.Backend => ({
+  namespace: backend.namespace,
+  get: (key) => change(backend.get(key)),
+  set: (key, value) => change(backend.set(key, value)),
+  remove: (key) => change(backend.remove(key)),
+  has: (key) => change(backend.has!(key)),
+  size: change(backend.size),
+  clear: change(backend.clear),
+  modifyOrInit: (key, f) => change(backend.modifyOrInit(key, f))
+})
+
+/**
+ * Backend failures become defects (`Effect.orDie`, or `Effect.promise` where `tryPromise` was
+ * needed): a closed client's operations die instead of failing with a `PlatformError`.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const errorsAsDefects: BrokenStore = broken(
+  "errors as defects",
+  "errors",
+  "backend failures are defects (Effect.orDie / Effect.promise) instead of PlatformErrors in the error channel",
+  fromBackend((backend) => mapOperations(backend, Effect.orDie))
+)
+
+/**
+ * A closed client's operations never answer (a pool waiting forever for a connection).
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const hangsWhenClosed: BrokenStore = broken(
+  "hangs when closed",
+  "errors",
+  "after the client is closed its operations wait forever instead of failing",
+  fromBackend((backend) =>
+    mapOperations(backend, (effect) =>
+      Effect.catchAll(effect, (error) =>
+        error._tag === "SystemError" && error.reason === "BadResource" ? Effect.never : Effect.fail(error)))
+  )
+)
+
+const firstHalf = (value: Store.Value): Store.Value => value.slice(0, Math.floor(value.length / 2))
+
+/**
+ * Writes values in two steps (the first half, then the whole): an interrupted write leaves
+ * half a value.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const tornWrites: BrokenStore = broken(
+  "torn writes",
+  "errors",
+  "values are written in two steps (first half, then all), so an interrupted write leaves a partial value",
+  fromBackend((backend) => {
+    const inTwoSteps = (key: string, value: Store.Value) =>
+      Effect.zipRight(backend.set(key, firstHalf(value)), Effect.zipRight(roundTrip, backend.set(key, value)))
+    return {
+      ...backend,
+      set: inTwoSteps,
+      modifyOrInit: <A>(key: string, f: (current: Option.Option<Store.Value>) => Store.Decision<A>) =>
+        Effect.gen(function*() {
+          let decision: Store.Decision<A> | undefined
+          yield* backend.modifyOrInit(key, (current) => {
+            decision = f(current)
+            return [undefined, Option.map(decision[1], firstHalf)]
+          })
+          const [result, next] = decision!
+          if (Option.isSome(next)) yield* Effect.zipRight(roundTrip, backend.set(key, next.value))
+          return result
+        })
+    }
+  })
+)
+
+/**
+ * Every broken store, each with the family that must reject it.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const all: ReadonlyArray<BrokenStore> = [
+  getThenSetModify,
+  modifyInsertsMissingKey,
+  perClientCache,
+  namespaceBlindClearAndSize,
+  unfencedSave,
+  dropsEmptyStrings,
+  sizeCountsDeleted,
+  errorsAsDefects,
+  hangsWhenClosed,
+  tornWrites
+]

@@ -1,0 +1,148 @@
+/**
+ * Namespace isolation family: two namespaces whose names are prefixes of each other or contain
+ * metacharacters never see each other's keys; `size`, `isEmpty`, `remove` and `clear` in one
+ * never touch the other; clients of the same namespace share it.
+ *
+ * @since 0.1.0
+ */
+import type * as Store from "@durable-singleton/core/Store"
+import * as Effect from "effect/Effect"
+import * as fc from "effect/FastCheck"
+import * as Option from "effect/Option"
+import * as Internal from "../internal/check.js"
+import * as Hostile from "../internal/hostile.js"
+
+const { attempt, expect, show } = Internal
+
+const separators = ["", ":", "/", ".", "\u0000"] as const
+
+// Keys of the shorter namespace that a store joining `namespace + separator + key` would map onto
+// the longer namespace's `key`.
+const collidingKeys = (short: string, long: string, keys: ReadonlyArray<string>): ReadonlyArray<string> => {
+  if (!long.startsWith(short) || long === short) return []
+  const rest = long.slice(short.length)
+  return keys.flatMap((key) => separators.map((separator) => rest + separator + key))
+}
+
+interface Side {
+  readonly namespace: string
+  /** Key → value written in this namespace. */
+  readonly entries: ReadonlyMap<string, string>
+  readonly writer: Store.Store
+  readonly reader: Store.Store
+}
+
+const expectExactly = (side: Side, other: Side, when: string) =>
+  Effect.gen(function*() {
+    const label = `namespace ${show(side.namespace)}`
+    const size = yield* attempt(`size in ${label}`, side.reader.size)
+    yield* expect(
+      size === side.entries.size,
+      () => `${when}: size in ${label} is ${size}, expected ${side.entries.size} (namespace ${show(other.namespace)} holds ${other.entries.size})`
+    )
+    const empty = yield* attempt(`isEmpty in ${label}`, side.reader.isEmpty)
+    yield* expect(empty === (side.entries.size === 0), () => `${when}: isEmpty in ${label} is ${empty}, expected ${side.entries.size === 0}`)
+    for (const [key, value] of side.entries) {
+      const got = yield* attempt(`get(${show(key)}) in ${label}`, side.reader.get(key))
+      yield* expect(
+        Option.isSome(got) && got.value === value,
+        () => `${when}: get(${show(key)}) in ${label} returned ${show(got)}, expected ${show(value)}`
+      )
+    }
+    for (const key of other.entries.keys()) {
+      if (side.entries.has(key)) continue
+      const got = yield* attempt(`get(${show(key)}) in ${label}`, side.reader.get(key))
+      yield* expect(
+        Option.isNone(got),
+        () => `${when}: get(${show(key)}) in ${label} returned ${show(got)}, but only namespace ${show(other.namespace)} has that key`
+      )
+      const present = yield* attempt(`has(${show(key)}) in ${label}`, side.reader.has(key))
+      yield* expect(!present, () => `${when}: has(${show(key)}) in ${label} is true, but only namespace ${show(other.namespace)} has that key`)
+    }
+  })
+
+const namespacePair: fc.Arbitrary<readonly [string, string]> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...Hostile.similarNamespaces) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(Hostile.namespace, fc.constantFrom(...Hostile.metacharacters, "b", ":b"))
+      .map(([a, rest]) => [a, a + rest] as const)
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.constantFrom("%", "_", "*", "?", "[a]"), fc.constantFrom("a", "ab", "x"))
+      .map(([meta, plain]) => [plain.slice(0, 1) + meta, plain] as const)
+  }
+).map(([a, b]) => a === b ? [a, `${b}!`] as const : [a, b] as const)
+
+/**
+ * @since 0.1.0
+ * @category checks
+ */
+export const checks: ReadonlyArray<Internal.Check> = [
+  Internal.check({
+    family: "namespaces",
+    name: "isolation",
+    description:
+      "namespaces that are prefixes of each other or contain metacharacters never see each other's keys; size, isEmpty, remove and clear stay inside one",
+    requires: "namespaces",
+    defaultRuns: 30,
+    arbitrary: () =>
+      fc.record({
+        namespaces: namespacePair,
+        keys: fc.uniqueArray(fc.constantFrom("k", "", "b", "b:k", "%", "\u00e9"), { minLength: 1, maxLength: 3 }),
+        swap: fc.boolean()
+      }),
+    examples: Hostile.similarNamespaces.slice(0, 6).map((namespaces) => ({ namespaces, keys: ["k", ""], swap: false })),
+    run: (input, { session }) =>
+      Effect.gen(function*() {
+        const [first, second] = input.swap ? [input.namespaces[1], input.namespaces[0]] : input.namespaces
+        const open = (namespace: string, tag: string, keys: ReadonlyArray<string>) =>
+          Effect.map(
+            Effect.all([session.client(namespace), session.client(namespace)]),
+            ([writer, reader]): Side => ({
+              namespace,
+              writer,
+              reader,
+              entries: new Map(keys.map((key, i) => [key, `${tag}${i}`]))
+            })
+          )
+        const [short, long] = first.length <= second.length ? [first, second] : [second, first]
+        const colliding = collidingKeys(short, long, input.keys)
+        const a = yield* open(first, "first:", first === short ? [...input.keys, ...colliding] : input.keys)
+        const b = yield* open(second, "second:", second === short ? [...input.keys, ...colliding] : input.keys)
+        const write = (side: Side) =>
+          Effect.forEach(
+            side.entries,
+            ([key, value]) => attempt(`set(${show(key)}) in namespace ${show(side.namespace)}`, side.writer.set(key, value)),
+            { discard: true }
+          )
+        yield* write(a)
+        yield* write(b)
+        yield* expectExactly(a, b, "after writing both namespaces")
+        yield* expectExactly(b, a, "after writing both namespaces")
+
+        // Remove a key that exists in both namespaces from one only.
+        const shared = input.keys[0]!
+        yield* attempt(`remove(${show(shared)}) in namespace ${show(a.namespace)}`, a.writer.remove(shared))
+        const aAfterRemove: Side = { ...a, entries: new Map([...a.entries].filter(([key]) => key !== shared)) }
+        yield* expectExactly(b, aAfterRemove, `after remove(${show(shared)}) in namespace ${show(a.namespace)}`)
+        yield* expectExactly(aAfterRemove, b, `after remove(${show(shared)}) in namespace ${show(a.namespace)}`)
+
+        yield* attempt(`clear in namespace ${show(a.namespace)}`, a.writer.clear)
+        const aCleared: Side = { ...a, entries: new Map() }
+        yield* expectExactly(aCleared, b, `after clear in namespace ${show(a.namespace)}`)
+        yield* expectExactly(b, aCleared, `after clear in namespace ${show(a.namespace)}`)
+
+        yield* write(a)
+        yield* attempt(`clear in namespace ${show(b.namespace)}`, b.writer.clear)
+        const bCleared: Side = { ...b, entries: new Map() }
+        yield* expectExactly(a, bCleared, `after rewriting namespace ${show(a.namespace)} and clearing ${show(b.namespace)}`)
+        yield* expectExactly(bCleared, a, `after clear in namespace ${show(b.namespace)}`)
+
+        // A client opened later on the same namespace sees the same data.
+        const late = yield* session.client(a.namespace)
+        yield* expectExactly({ ...a, reader: late }, bCleared, `from a client opened later on namespace ${show(a.namespace)}`)
+      })
+  })
+]
