@@ -42,21 +42,21 @@ export const make = (config: Config): Effect.Effect<Store.Backend, PlatformError
     )
 
     // One synchronous step: its result, or its failure as a PlatformError (a throwing `f` is a
-    // defect). A busy failure goes on to the asynchronous retries; the successful path has no
-    // error handler to pass through.
-    const op = <A>(method: string, run: () => A): Effect.Effect<A, PlatformError.PlatformError> => {
-      const attempt = (onBusy: (error: PlatformError.PlatformError) => Effect.Effect<A, PlatformError.PlatformError>) =>
-        Effect.suspend(() => {
-          try {
-            return Effect.succeed(run())
-          } catch (cause) {
-            if (cause instanceof FunctionThrew) return Effect.die(cause.cause)
-            const error = toPlatformError(method, cause)
-            return isBusy(error) ? onBusy(error) : Effect.fail(error)
-          }
-        })
-      return attempt((first) => retryAfterBusy(busy, attempt(Effect.fail), first))
-    }
+    // defect). The first busy failure starts the asynchronous retries (whose attempts do not start
+    // retries of their own), so the successful path passes through no error handler.
+    const attempt = <A>(method: string, run: () => A, retrying: boolean): Effect.Effect<A, PlatformError.PlatformError> =>
+      Effect.suspend(() => {
+        try {
+          return Effect.succeed(run())
+        } catch (cause) {
+          if (cause instanceof FunctionThrew) return Effect.die(cause.cause)
+          const error = toPlatformError(method, cause)
+          return !retrying && isBusy(error)
+            ? retryAfterBusy(busy, attempt(method, run, true), error)
+            : Effect.fail(error)
+        }
+      })
+    const op = <A>(method: string, run: () => A) => attempt(method, run, false)
 
     // Switching to WAL takes an exclusive lock for a moment: several processes opening a new
     // file at once can be busy here. CREATE TABLE IF NOT EXISTS inside BEGIN IMMEDIATE makes
