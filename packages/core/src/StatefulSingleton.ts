@@ -1,0 +1,268 @@
+/**
+ * A cluster singleton with typed, persisted, fenced state: one leader at a time runs it, and the
+ * state it writes survives every change of leader.
+ *
+ * Built on `@effect/cluster`'s `Singleton.make`. When this runner becomes the leader, the runtime
+ * claims the state (a new epoch: the claimer sees every write acknowledged before) and hands
+ * `run` a {@link FencedState.Lease}: `get`, and fenced `update` / `modify` / `set` /
+ * `heartbeat`. The runtime keeps the singleton alive, which `Singleton.make` alone does not do
+ * (a failed `run` becomes a silent defect there, and a completed one is never run again):
+ *
+ * | what happens | what the runtime does |
+ * |---|---|
+ * | `run` succeeds | persists the heartbeat (`lastSuccessAt`, fenced), sets the gauge; runs again `every` later |
+ * | `run` fails or dies, or the heartbeat cannot be written | logs, counts, retries after the `retry` backoff (same claim while it is current) |
+ * | the store is unreachable (`StateLoadFailed`, `StatePersistFailed`, `HeartbeatFailed`) | same: retried with backoff, never a crash loop |
+ * | another leader claimed the state (`LeaderHandoffFailed` from any write) | interrupts `run`, never writes with that claim again ("stepping down" warning); after `stepDown`, claims again if this runner still owns the singleton's shard |
+ * | the stored state cannot be decoded (`SchemaDecodeFailed`: corrupt, wrong shape, newer schema) | logs an error, leaves the stored bytes alone, parks and checks again every `parkedRecheck` |
+ * | the cluster moves the singleton away | `run` is interrupted (keep its finalizers short) |
+ *
+ * Without `every`, `run` is a long-lived process: call `state.heartbeat` whenever it completes a
+ * unit of work; if it returns anyway, it is restarted after the retry backoff.
+ *
+ * Inside `run` the {@link SingletonContext.SingletonContext} is provided. Metrics: see
+ * {@link SingletonMetrics}. Health: {@link SingletonHealth.check}.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore, StatefulSingleton } from "@durable-singleton/core"
+ * import { Effect, Schema } from "effect"
+ *
+ * const Counter = StatefulSingleton.make({
+ *   name: "counter",
+ *   schema: Schema.Struct({ count: Schema.Number }),
+ *   initial: { count: 0 },
+ *   every: "10 seconds",
+ *   run: (state) => state.update(({ count }) => ({ count: count + 1 }))
+ * })
+ * // Counter: Layer<never, never, Sharding | Store>; provide a cluster and a store
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as EntityId from "@effect/cluster/EntityId"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as Singleton from "@effect/cluster/Singleton"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as FencedState from "./FencedState.js"
+import * as instrument from "./internal/instrument.js"
+import * as SingletonContext from "./SingletonContext.js"
+import * as SingletonError from "./SingletonError.js"
+import * as SingletonMetrics from "./SingletonMetrics.js"
+import type * as Store from "./Store.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<A, I, E, R> extends FencedState.Options<A, I> {
+  /** One execution. Every write through `state` is fenced. */
+  readonly run: (state: FencedState.Lease<A>) => Effect.Effect<void, E, R>
+  /**
+   * Run again this long after each successful execution (or when the schedule says; when the
+   * schedule ends, the leader keeps its claim and stops executing). Absent: `run` is long-lived.
+   */
+  readonly every?: Duration.DurationInput | Schedule.Schedule<unknown, unknown>
+  /** The cluster shard group to run in; default `"default"`. */
+  readonly shardGroup?: string
+  /**
+   * Backoff between attempts after a failure: default {@link defaultRetry}. Its input is the
+   * failure (a `SingletonError` or the `Cause` of `run`). When it ends, the singleton parks
+   * (see `parkedRecheck`) and then starts over.
+   */
+  readonly retry?: Schedule.Schedule<unknown, unknown>
+  /** How often a parked singleton (undecodable state) checks again; default 1 minute. */
+  readonly parkedRecheck?: Duration.DurationInput
+  /** How long a superseded leader waits before claiming again, if it still owns the shard; default 30 seconds. */
+  readonly stepDown?: Duration.DurationInput
+}
+
+/**
+ * The singleton: a `Layer` to add to a runner, which also tells its name and state definition
+ * (for `SingletonHealth.check` and `read` from any node).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StatefulSingleton<A, R> extends Layer.Layer<never, never, R> {
+  readonly name: string
+  readonly state: FencedState.FencedState<A>
+}
+
+/**
+ * Exponential from 100 ms, doubling, jittered (×0.8–1.2), each delay capped at 30 seconds;
+ * never ends, so an outage of the store does not kill the singleton.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis", 2).pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced("30 seconds"))
+)
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A, I, E = never, R = never>(
+  options: Options<A, I, E, R>
+): StatefulSingleton<A, Sharding.Sharding | Store.Store | Exclude<R, Scope.Scope | SingletonContext.SingletonContext>> => {
+  const name = options.name
+  const state = FencedState.make(options)
+  const shardGroup = options.shardGroup ?? "default"
+  const retrySchedule = options.retry ?? defaultRetry
+  const parkedRecheck = options.parkedRecheck ?? Duration.minutes(1)
+  const stepDown = options.stepDown ?? Duration.seconds(30)
+  const every = options.every
+
+  type Ending = "superseded" | "parked"
+
+  const program = Effect.gen(function*() {
+    const sharding = yield* Sharding.Sharding
+    const shardId = sharding.getShardId(EntityId.make(name), shardGroup)
+    const ownsShard = Effect.sync(() => sharding.hasShardId(shardId))
+    const holder = yield* SingletonContext.runnerAddress
+    const retry = yield* Schedule.driver(retrySchedule)
+
+    // Waits out the retry backoff; false when the schedule has ended.
+    const backoff = (input: unknown) =>
+      Effect.map(Effect.option(retry.next(input)), Option.isSome).pipe(
+        Effect.tap((more) =>
+          more ? Effect.void : Effect.zipRight(
+            Effect.logError("the retry schedule has ended: parking"),
+            retry.reset
+          )
+        )
+      )
+
+    const claim = Effect.gen(function*() {
+      while (true) {
+        const claimed = yield* Effect.either(
+          instrument.counted(name, "claim", state.claim(Option.isSome(holder) ? { holder: holder.value } : undefined))
+        )
+        if (claimed._tag === "Right") {
+          yield* retry.reset
+          return Option.some(claimed.right)
+        }
+        const error = claimed.left
+        if (!error.isRetryable) {
+          yield* Effect.logError("cannot claim the state: parking", error)
+          return Option.none()
+        }
+        yield* Effect.logWarning("cannot claim the state: retrying", error)
+        if (!(yield* backoff(error))) return Option.none()
+      }
+    })
+
+    const lead = (lease: FencedState.Lease<A>) =>
+      Effect.gen(function*() {
+        const superseded = yield* Deferred.make<void>()
+        const handle = instrument.lease(lease, Deferred.complete(superseded, Effect.void).pipe(Effect.asVoid))
+        const context = SingletonContext.SingletonContext.of({
+          name,
+          kind: "singleton",
+          epoch: lease.epoch,
+          isLeader: Effect.zipWith(ownsShard, lease.isCurrent, (owns, current) => owns && current),
+          runnerAddress: holder,
+          shardId: Option.some(shardId.toString()),
+          tick: Option.none()
+        })
+        const execution = Effect.scoped(options.run(handle)).pipe(
+          Effect.provideService(SingletonContext.SingletonContext, context)
+        )
+        const next = every === undefined
+          ? undefined
+          : Schedule.isSchedule(every)
+          ? Effect.map(Effect.option((yield* Schedule.driver(every)).next(undefined)), Option.isSome)
+          : Effect.as(Effect.sleep(every), true)
+
+        const steppingDown = Effect.gen(function*() {
+          yield* Metric.increment(SingletonMetrics.executionsOf(name, "superseded"))
+          yield* Effect.logWarning("another leader claimed the state: stepping down")
+          return "superseded" as const
+        })
+
+        yield* instrument.seedGauge(name, lease)
+        yield* Effect.logInfo("leading")
+        while (true) {
+          const started = yield* Clock.currentTimeMillis
+          const exit = yield* Effect.raceFirst(
+            Effect.exit(execution),
+            Effect.as(Deferred.await(superseded), "superseded" as const)
+          )
+          const finished = yield* Clock.currentTimeMillis
+          yield* Metric.update(SingletonMetrics.executionDurationOf(name), (finished - started) / 1000)
+          if (exit === "superseded" || !(yield* lease.isCurrent)) return yield* steppingDown
+
+          let failure: Cause.Cause<unknown> | undefined = Exit.isFailure(exit) ? exit.cause : undefined
+          if (failure === undefined) {
+            const beat = yield* Effect.either(handle.heartbeat)
+            if (beat._tag === "Left") {
+              if (!(yield* lease.isCurrent)) return yield* steppingDown
+              failure = Cause.fail(beat.left)
+            }
+          }
+
+          if (failure === undefined) {
+            yield* Metric.increment(SingletonMetrics.executionsOf(name, "success"))
+            yield* instrument.seedGauge(name, lease)
+            yield* retry.reset
+            if (next !== undefined) {
+              if (!(yield* next)) {
+                yield* Effect.logInfo("the every schedule has ended: keeping the claim, not executing")
+                return yield* Effect.never
+              }
+              continue
+            }
+            yield* Effect.logWarning("run completed: running it again after the retry backoff")
+            if (!(yield* backoff(undefined))) return "parked" as const
+            continue
+          }
+
+          yield* Metric.increment(SingletonMetrics.executionsOf(name, "failure"))
+          if (isDecodeFailure(failure)) {
+            yield* Effect.logError("the stored state cannot be decoded: parking", failure)
+            return "parked" as const
+          }
+          yield* Effect.logWarning("execution failed: retrying", failure)
+          if (!(yield* backoff(failure))) return "parked" as const
+        }
+      }).pipe(Effect.annotateLogs("epoch", lease.epoch))
+
+    while (true) {
+      const lease = yield* claim
+      const ending: Ending = Option.isSome(lease) ? yield* lead(lease.value) : "parked"
+      if (ending === "parked") {
+        yield* Effect.sleep(parkedRecheck)
+        continue
+      }
+      do {
+        yield* Effect.sleep(stepDown)
+      } while (!(yield* ownsShard))
+    }
+  }).pipe(Effect.annotateLogs({ module: "StatefulSingleton", singleton: name }))
+
+  // The same requirements, spelled differently (TypeScript does not flatten nested Excludes).
+  const layer = Singleton.make(name, program, { shardGroup }) as Layer.Layer<
+    never,
+    never,
+    Sharding.Sharding | Store.Store | Exclude<R, Scope.Scope | SingletonContext.SingletonContext>
+  >
+  return Object.assign(layer, { name, state })
+}
+
+const isDecodeFailure = (cause: Cause.Cause<unknown>): boolean =>
+  Array.from(Cause.failures(cause)).some((error) =>
+    SingletonError.isSingletonError(error) && error.reason === "SchemaDecodeFailed"
+  )
