@@ -53,6 +53,7 @@ export class Connection {
    */
   send<A>(command: () => Promise<A>): Promise<A> {
     if (this.client.status !== "ready") return command()
+    this.corkUntilNextTick()
     return new Promise<A>((resolve, reject) => {
       const entry: InFlight = { reject }
       this.inFlight.add(entry)
@@ -64,6 +65,25 @@ export class Connection {
           if (this.inFlight.delete(entry)) reject(error)
         }
       )
+    })
+  }
+
+  /**
+   * Commands written in one tick (the next commands of several calls whose replies arrived in
+   * one socket read) leave in one `writev` instead of one system call each: ioredis writes every
+   * command on its own, and at concurrency 8 those writes were 40% of the store's CPU time.
+   * Unlike ioredis' `enableAutoPipelining`, this never holds a command back for a previous
+   * batch's replies.
+   */
+  private corked: NodeJS.WritableStream | undefined = undefined
+  private corkUntilNextTick() {
+    const stream = this.client.stream
+    if (this.corked !== undefined || stream === undefined) return
+    this.corked = stream
+    stream.cork()
+    process.nextTick(() => {
+      this.corked = undefined
+      stream.uncork()
     })
   }
 

@@ -9,8 +9,8 @@
  * starting from the value just written (no second read). A batch commits all its decisions at
  * one instant or none, so it is as atomic as one call, and a hot key costs one round trip per
  * batch instead of a conflict storm between calls of the same process. Conflicts with other
- * clients are retried with the current value the script returns (again no extra read), up to
- * `maxAttempts` times, with a jittered backoff after the first.
+ * clients are retried at once with the current value the script returns (no extra read), then,
+ * if they go on, after a jittered backoff and a fresh read, up to `maxAttempts` attempts.
  *
  * Comparing exact bytes, rather than a version kept alongside, is exact by construction: a key
  * deleted and recreated with the same bytes is the same value for `f`, so no ABA problem, no
@@ -167,10 +167,17 @@ export class Modifier {
         if (next === undefined && fresh) return succeedAll(batch, current)
         const reply = await connection.send(() => compareAndSet(client, redisKey, current ?? empty, next ?? empty))
         if (reply === 1) return succeedAll(batch, next ?? current)
-        current = reply === 0 ? null : reply
-        fresh = true
         if (attempt >= maxAttempts) return failAll(batch, tooManyConflicts(attempt))
-        if (attempt > 1) await sleep(backoff(attempt))
+        fresh = true
+        if (attempt === 1) {
+          // Retry at once with the value the script returned.
+          current = reply === 0 ? null : reply
+        } else {
+          // Other clients keep writing the key: wait a jittered while, then read it afresh (a
+          // value returned before the wait would be stale after it).
+          await sleep(backoff(attempt))
+          current = await connection.send(() => client.getBuffer(redisKey))
+        }
       }
     } catch (error) {
       return failAll(batch, toPlatformError("modifyOrInit", error))
@@ -250,7 +257,7 @@ const tooManyConflicts = (attempts: number) =>
     description: `the key kept changing under ${attempts} compare-and-set attempts (other clients writing it)`
   })
 
-// Full jitter, doubling from 1 ms, capped at 32 ms.
+// Full jitter, doubling from 1 ms at the second conflict, capped at 32 ms.
 const backoff = (attempt: number) => Math.random() * Math.min(32, 2 ** (attempt - 2))
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
