@@ -1,4 +1,5 @@
 import { Subject } from "@durable-singleton/conformance"
+import { runConformance } from "@durable-singleton/conformance/Vitest"
 import { Store } from "@durable-singleton/core"
 import { RedisStore } from "@durable-singleton/store-redis"
 import type { PlatformError } from "@effect/platform/Error"
@@ -60,6 +61,12 @@ const subject = (url: string) =>
     acquire: uniquePrefix(url),
     client: (prefix: string, { namespace }) => RedisStore.make({ url, prefix, namespace })
   })
+
+if (url === undefined) {
+  it("conformance: redis (SKIPPED: REDIS_URL is not set)", (ctx) => ctx.skip())
+} else {
+  runConformance(subject(url))
+}
 
 const failureOf = (exit: Exit.Exit<unknown, PlatformError>) =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
@@ -208,7 +215,7 @@ describe("RedisStore", () => {
       for (const key of foreign) expect(yield* Effect.promise(() => raw.get(key))).toBe("foreign")
     }), 60_000)
 
-  redisTest("modify is atomic across clients and fibers: 4 clients × 8 fibers × 40 increments", (url) =>
+  redisTest("combined updates stay exact: 4 clients × 8 fibers × 40 increments of one key", (url) =>
     Effect.gen(function*() {
       const prefix = yield* subject(url).acquire
       const clients = yield* Effect.forEach(
@@ -223,23 +230,6 @@ describe("RedisStore", () => {
           discard: true
         }), { concurrency: "unbounded", discard: true })
       expect(yield* clients[3]!.get("hot")).toEqual(Option.some(String(4 * 8 * 40)))
-    }), 60_000)
-
-  redisTest("create-if-absent: exactly one of 8 clients wins, and modifyOrInit sees what the winner wrote", (url) =>
-    Effect.gen(function*() {
-      const prefix = yield* subject(url).acquire
-      for (let round = 0; round < 20; round++) {
-        const clients = yield* Effect.forEach(
-          Array.from({ length: 8 }),
-          () => subject(url).client(prefix, { namespace: `race-${round}` })
-        )
-        const wins = yield* Effect.forEach(clients, (client, i) => client.setIfAbsent("leader", `client-${i}`), {
-          concurrency: "unbounded"
-        })
-        expect(wins.filter((won) => won)).toHaveLength(1)
-        const seen = yield* clients[7]!.modifyOrInit("leader", (current) => [current, Option.none()])
-        expect(seen).toEqual(Option.some(`client-${wins.indexOf(true)}`))
-      }
     }), 60_000)
 
   redisTest("4 processes × 250 modify increments end at exactly 1000", (url) =>
