@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * // test/MyStore.test.ts
- * import { Vitest } from "@durable-singleton/conformance/Vitest"
+ * import * as Vitest from "@durable-singleton/conformance/Vitest"
  * import subject from "./my-store-subject.js"
  *
  * Vitest.runConformance(subject, { runs: 20 })

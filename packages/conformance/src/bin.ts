@@ -53,7 +53,12 @@ const load = async (specifier: string): Promise<Subject.Subject<unknown>> => {
   const url = pathToFileURL(file).href
   let module: unknown
   try {
-    module = /\.[cm]?tsx?$/.test(file) ? await tsImport(url, import.meta.url) : await import(url)
+    module = await import(url).catch((error: unknown) =>
+      // TypeScript without a loader in this process (the usual case): load it through tsx.
+      (error as { readonly code?: unknown } | undefined)?.code === "ERR_UNKNOWN_FILE_EXTENSION"
+        ? tsImport(url, import.meta.url)
+        : Promise.reject(error)
+    )
   } catch (error) {
     throw new UsageError(
       `could not load the subject module ${specifier}:\n${error instanceof Error ? error.stack ?? error.message : String(error)}`,

@@ -27,17 +27,33 @@ const stateOf = (key: string) =>
 
 type Action = "claim" | "write" | "heartbeat" | "verify" | "read" | "clear"
 
-/** Outcome of a fenced operation: done, refused because another leader took over, or unknown. */
-type Outcome = "ok" | "rejected" | "unknown"
+/**
+ * Outcome of a fenced operation: done, refused because another leader took over, or unknown.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome = "ok" | "rejected" | "unknown"
 
-interface Timed {
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Timed {
   readonly leader: string
   readonly start: number
   /** `Infinity` when the outcome is unknown: it may take effect at any later time. */
   readonly end: number
 }
 
-type Event =
+/**
+ * One operation of a handoff run, as recorded: who, when (milliseconds since the run started)
+ * and with what outcome.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Event =
   | Timed & { readonly kind: "claim"; readonly outcome: "ok"; readonly lease: string; readonly epoch: number; readonly state: ReadonlyArray<string> }
   | Timed & { readonly kind: "claim"; readonly outcome: "unknown"; readonly error: string }
   | Timed & { readonly kind: "write"; readonly lease: string; readonly id: string; readonly outcome: Outcome }
@@ -61,10 +77,21 @@ const describeEvent = (e: Event): string => {
   return `${e.leader.padEnd(7)} ${what.padEnd(12)} [${ms(e.start)} .. ${ms(e.end)}] ${e.outcome}${detail}${lease}`
 }
 
+/**
+ * A run's events as text, in order of start.
+ *
+ * @since 0.1.0
+ * @category checking
+ */
 export const timeline = (events: ReadonlyArray<Event>) =>
   [...events].sort((a, b) => a.start - b.start).map((e) => `  ${describeEvent(e)}`).join("\n")
 
-/** Every broken invariant of a recorded run, as sentences. */
+/**
+ * Every broken invariant of a recorded run, as sentences (none for a correct run).
+ *
+ * @since 0.1.0
+ * @category checking
+ */
 export const invariants = (events: ReadonlyArray<Event>): ReadonlyArray<string> => {
   const problems: Array<string> = []
   const clears = events.filter((e) => e.kind === "clear")

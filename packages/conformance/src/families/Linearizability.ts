@@ -74,6 +74,12 @@ const invoke = (
   }
 }
 
+/**
+ * A register operation as text, for histories in failure reports.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
 export const describeInput = (input: Linearizability.RegisterInput): string => {
   switch (input.op) {
     case "get":
@@ -120,6 +126,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
       Effect.gen(function*() {
         const stores = yield* Effect.all(Array.from({ length: input.clients }, () => session.client(input.namespace)))
         const recorded: Array<Recorded> = []
+        const origin = performance.now()
         const worker = (w: number, client: number, ops: ReadonlyArray<Op>) =>
           Effect.forEach(ops.entries(), ([i, op]) =>
             Effect.gen(function*() {
@@ -127,7 +134,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
               const linearizabilityInput = inputOf(op, `${w}.${i}`)
               const effect = invoke(stores[client]!, input.keys[keyIndex]!, linearizabilityInput)
               yield* Internal.delay({ yields: op.pause })
-              const call = performance.now()
+              const call = performance.now() - origin
               let exit: Exit.Exit<Linearizability.RegisterOutput, unknown>
               if (op.interruptAfter === undefined) {
                 exit = yield* Effect.exit(effect)
@@ -136,7 +143,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
                 yield* Internal.delay(op.interruptAfter)
                 exit = yield* Fiber.interrupt(fiber)
               }
-              const returned = performance.now()
+              const returned = performance.now() - origin
               const process = `w${w}@c${client}`
               recorded.push({
                 key: keyIndex,
@@ -166,7 +173,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
           )
           return yield* Internal.fail(
             `the history of key ${Internal.show(key)} is not linearizable: no order of its operations that respects real time explains every result.\n` +
-              `history (times in ms; ? = interrupted or failed, may or may not have happened):\n${text}\n` +
+              `history (ms since the run started; ? = interrupted or failed: may or may not have happened):\n${text}\n` +
               `longest explainable prefix: ${result.longestPrefix.map((i) => `#${i}`).join(", ") || "(none)"}, ` +
               `leaving the key ${state === null ? "absent" : `= ${JSON.stringify(state)}`}; ` +
               `from there the results of ${result.pending.map((i) => `#${i}`).join(", ")} cannot all be explained`

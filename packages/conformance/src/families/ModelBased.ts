@@ -181,15 +181,15 @@ const commands = (replayPath: string | undefined) =>
     [
       fc.oneof(
         { weight: 4, arbitrary: set },
-        { weight: 4, arbitrary: get },
-        { weight: 3, arbitrary: modify },
-        { weight: 3, arbitrary: modifyOrInit },
-        { weight: 2, arbitrary: remove },
+        { weight: 3, arbitrary: get },
+        { weight: 3, arbitrary: remove },
+        { weight: 2, arbitrary: modify },
+        { weight: 2, arbitrary: modifyOrInit },
         { weight: 2, arbitrary: setIfAbsent },
+        { weight: 2, arbitrary: size },
         { weight: 1, arbitrary: has },
         { weight: 1, arbitrary: getUint8Array },
         { weight: 1, arbitrary: modifyUint8Array },
-        { weight: 1, arbitrary: size },
         { weight: 1, arbitrary: isEmpty },
         { weight: 1, arbitrary: clear }
       )
