@@ -1,0 +1,58 @@
+/**
+ * Creates the store table if it is missing (idempotent, safe when many clients start at once)
+ * and checks that an existing table has the store's columns.
+ *
+ * @internal
+ */
+import type * as PlatformError from "@effect/platform/Error"
+import type * as Effect from "effect/Effect"
+import type * as Pg from "pg"
+import { type Connector, execute, run, transaction } from "./connection.js"
+import { TableMismatch, toPlatformError } from "./errors.js"
+import * as Sql from "./sql.js"
+
+export const migrate = (
+  connector: Connector,
+  statements: Sql.Statements,
+  schema: string,
+  create: boolean
+): Effect.Effect<void, PlatformError.PlatformError> =>
+  run(
+    connector,
+    async (client) => {
+      const existing = await columns(client, statements)
+      if (existing.size > 0) return check(statements, existing)
+      if (!create) {
+        throw new TableMismatch(`table ${statements.qualifiedName} does not exist and migration is off`, "NotFound")
+      }
+      // Concurrent CREATE … IF NOT EXISTS of the same object can still fail with a unique
+      // violation in the catalog; the advisory lock makes starting clients take turns.
+      await transaction(client, "BEGIN", async () => {
+        await execute(client, Sql.lockMigration, [statements.migrationLockKey])
+        // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists.
+        const schemas = await execute(client, Sql.schemaExists, [schema])
+        if (schemas.rows.length === 0) await execute(client, Sql.createSchema(schema))
+        await execute(client, statements.createTable)
+      })
+      return check(statements, await columns(client, statements))
+    },
+    (cause) => toPlatformError("make", cause)
+  )
+
+const columns = async (client: Pg.ClientBase, statements: Sql.Statements) =>
+  new Map(
+    (await execute(client, Sql.selectColumns, [statements.qualifiedName])).rows.map((
+      [name, type]
+    ) => [name as string, type as string])
+  )
+
+const check = (statements: Sql.Statements, found: ReadonlyMap<string, string>): void => {
+  const wrong = Sql.expectedColumns.filter(([name, type]) => found.get(name) !== type)
+  if (wrong.length === 0) return
+  const expected = Sql.expectedColumns.map(([name, type]) => `${name} ${type}`).join(", ")
+  const actual = [...found].map(([name, type]) => `${name} ${type}`).join(", ")
+  throw new TableMismatch(
+    `table ${statements.qualifiedName} exists but is not a store table: expected columns (${expected}), found (${actual})`,
+    "InvalidData"
+  )
+}
