@@ -27,6 +27,8 @@
  */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import type * as MetricKeyType from "effect/MetricKeyType"
+import type * as MetricState from "effect/MetricState"
 import type * as SingletonError from "./SingletonError.js"
 
 /**
@@ -48,12 +50,38 @@ export type Operation = "claim" | "read" | "update" | "heartbeat" | "verify"
 export type CronOutcome = "completed" | "failed" | "skipped_duplicate" | "skipped_overlap" | "skipped_late"
 
 /**
+ * @since 0.1.0
+ * @category models
+ */
+export type Counter = Metric.Metric<
+  MetricKeyType.MetricKeyType.Counter<number>,
+  number,
+  MetricState.MetricState.Counter<number>
+>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Gauge = Metric.Metric<MetricKeyType.MetricKeyType.Gauge<number>, number, MetricState.MetricState.Gauge<number>>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Histogram = Metric.Metric<
+  MetricKeyType.MetricKeyType.Histogram,
+  number,
+  MetricState.MetricState.Histogram
+>
+
+/**
  * Execution durations in seconds; buckets from 5 ms doubling up to about 11 minutes.
  *
  * @since 0.1.0
  * @category metrics
  */
-export const executionDuration = Metric.histogram(
+export const executionDuration: Histogram = Metric.histogram(
   "durable_singleton_execution_duration_seconds",
   MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 18 }),
   "Duration of each execution of a singleton's run or a cron tick, in seconds"
@@ -63,7 +91,7 @@ export const executionDuration = Metric.histogram(
  * @since 0.1.0
  * @category metrics
  */
-export const executions = Metric.counter("durable_singleton_executions_total", {
+export const executions: Counter = Metric.counter("durable_singleton_executions_total", {
   description: "Executions of a singleton's run or a cron tick, by outcome",
   incremental: true
 })
@@ -72,7 +100,7 @@ export const executions = Metric.counter("durable_singleton_executions_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const lastSuccess = Metric.gauge("durable_singleton_last_success_timestamp_seconds", {
+export const lastSuccess: Gauge = Metric.gauge("durable_singleton_last_success_timestamp_seconds", {
   description: "Unix time in seconds of the last persisted heartbeat"
 })
 
@@ -80,7 +108,7 @@ export const lastSuccess = Metric.gauge("durable_singleton_last_success_timestam
  * @since 0.1.0
  * @category metrics
  */
-export const stateErrors = Metric.counter("durable_singleton_state_errors_total", {
+export const stateErrors: Counter = Metric.counter("durable_singleton_state_errors_total", {
   description: "Failed state operations, by SingletonError reason",
   incremental: true
 })
@@ -89,7 +117,7 @@ export const stateErrors = Metric.counter("durable_singleton_state_errors_total"
  * @since 0.1.0
  * @category metrics
  */
-export const stateOperations = Metric.counter("durable_singleton_state_operations_total", {
+export const stateOperations: Counter = Metric.counter("durable_singleton_state_operations_total", {
   description: "State operations, by operation",
   incremental: true
 })
@@ -98,7 +126,7 @@ export const stateOperations = Metric.counter("durable_singleton_state_operation
  * @since 0.1.0
  * @category metrics
  */
-export const cronTicks = Metric.counter("durable_singleton_cron_ticks_total", {
+export const cronTicks: Counter = Metric.counter("durable_singleton_cron_ticks_total", {
   description: "Cron ticks, by outcome",
   incremental: true
 })
@@ -107,38 +135,38 @@ export const cronTicks = Metric.counter("durable_singleton_cron_ticks_total", {
  * @since 0.1.0
  * @category accessors
  */
-export const executionDurationOf = (singleton: string) => Metric.tagged(executionDuration, "singleton", singleton)
+export const executionDurationOf = (singleton: string): Histogram => Metric.tagged(executionDuration, "singleton", singleton)
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const executionsOf = (singleton: string, outcome: ExecutionOutcome) =>
+export const executionsOf = (singleton: string, outcome: ExecutionOutcome): Counter =>
   executions.pipe(Metric.tagged("singleton", singleton), Metric.tagged("outcome", outcome))
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const lastSuccessOf = (singleton: string) => Metric.tagged(lastSuccess, "singleton", singleton)
+export const lastSuccessOf = (singleton: string): Gauge => Metric.tagged(lastSuccess, "singleton", singleton)
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const stateErrorsOf = (singleton: string, reason: SingletonError.Reason) =>
+export const stateErrorsOf = (singleton: string, reason: SingletonError.Reason): Counter =>
   stateErrors.pipe(Metric.tagged("singleton", singleton), Metric.tagged("reason", reason))
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const stateOperationsOf = (singleton: string, operation: Operation) =>
+export const stateOperationsOf = (singleton: string, operation: Operation): Counter =>
   stateOperations.pipe(Metric.tagged("singleton", singleton), Metric.tagged("operation", operation))
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const cronTicksOf = (singleton: string, outcome: CronOutcome) =>
+export const cronTicksOf = (singleton: string, outcome: CronOutcome): Counter =>
   cronTicks.pipe(Metric.tagged("singleton", singleton), Metric.tagged("outcome", outcome))

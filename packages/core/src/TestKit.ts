@@ -97,6 +97,11 @@ export interface Options<E> {
   readonly storage?: MemoryStore.Storage
   /** The store namespace of every runner's client; default `"default"`. */
   readonly namespace?: string
+  /**
+   * Wraps each runner's store backend, e.g. to inject failures (see `MemoryStore.makeBackend`).
+   * The partition gate is applied around the wrapped backend.
+   */
+  readonly backend?: (backend: Store.Backend, runner: string) => Store.Backend
   /** Default 8. */
   readonly shardsPerGroup?: number
   /** Default 1 second. */
@@ -221,8 +226,9 @@ export const make = <E = never>(options: Options<E>): Effect.Effect<TestCluster<
         Layer.provide(RunnerHealth.layerNoop),
         Layer.provideMerge(config)
       )
+      const wrap = options.backend ?? ((backend: Store.Backend) => backend)
       const runnerStore = Store.layer(Effect.map(MemoryStore.makeBackend({ storage, namespace }), (backend) =>
-        gateBackend(backend, runner)))
+        gateBackend(wrap(backend, runner.name), runner)))
       return options.layer.pipe(Layer.provideMerge(Layer.merge(sharding, runnerStore)))
     }
 
