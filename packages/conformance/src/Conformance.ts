@@ -192,25 +192,40 @@ export interface Report {
 export class ConformanceError extends Data.TaggedError("ConformanceError")<{ readonly message: string }> {}
 
 /**
- * The checks `only` selects (all when absent), in suite order.
+ * The checks `only` selects (all when absent), in suite order. With `path` (a replay), `only`
+ * must name exactly one check.
  *
  * @since 0.1.0
  * @category families
  */
-export const selectChecks = (only?: string | ReadonlyArray<string>): Either.Either<ReadonlyArray<Check>, ConformanceError> => {
+export const selectChecks = (
+  options: Pick<Options, "only" | "path"> = {}
+): Either.Either<ReadonlyArray<Check>, ConformanceError> => {
   const all = allFamilies.flatMap((family) => family.checks)
-  if (only === undefined) return Either.right(all)
-  const names = (typeof only === "string" ? [only] : only).flatMap((name) => name.split(",")).map((name) => name.trim()).filter((name) => name !== "")
-  const unknown = names.filter((name) => !allFamilies.some((family) => family.id === name) && !implementations.has(name))
-  if (unknown.length > 0 || names.length === 0) {
+  const only = options.only
+  const names = only === undefined
+    ? undefined
+    : (typeof only === "string" ? [only] : only).flatMap((name) => name.split(",")).map((name) => name.trim()).filter((name) => name !== "")
+  if (names !== undefined) {
+    const unknown = names.filter((name) => !allFamilies.some((family) => family.id === name) && !implementations.has(name))
+    if (unknown.length > 0 || names.length === 0) {
+      return Either.left(
+        new ConformanceError({
+          message: `unknown family or check ${unknown.map((name) => JSON.stringify(name)).join(", ") || "(none given)"}; ` +
+            `families: ${allFamilies.map((family) => family.id).join(", ")}; checks look like "atomicity/concurrent-modify"`
+        })
+      )
+    }
+  }
+  const selected = names === undefined ? all : all.filter((check) => names.includes(check.family) || names.includes(checkId(check)))
+  if (options.path !== undefined && selected.length !== 1) {
     return Either.left(
       new ConformanceError({
-        message: `unknown family or check ${unknown.map((name) => JSON.stringify(name)).join(", ") || "(none given)"}; ` +
-          `families: ${allFamilies.map((family) => family.id).join(", ")}; checks look like "atomicity/concurrent-modify"`
+        message: `a path replays one check: select it with only, e.g. "${checkId(selected[0] ?? all[0]!)}" (as the failure's replay command does)`
       })
     )
   }
-  return Either.right(all.filter((check) => names.includes(check.family) || names.includes(checkId(check))))
+  return Either.right(selected)
 }
 
 /**
@@ -295,7 +310,7 @@ export const runCheck = <S>(subject: Subject.Subject<S>, check: Check, options: 
 export const run = <S>(subject: Subject.Subject<S>, options: Options = {}): Effect.Effect<Report, ConformanceError> =>
   Effect.gen(function*() {
     yield* validate(options)
-    const checks = yield* selectChecks(options.only)
+    const checks = yield* selectChecks(options)
     const seed = options.seed ?? randomSeed()
     const started = performance.now()
     const results: Array<CheckResult> = []

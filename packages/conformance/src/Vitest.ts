@@ -69,11 +69,11 @@ const replayHint = (result: Conformance.CheckResult, file: string | undefined) =
  */
 export const runConformance = <S>(subject: Subject.Subject<S>, options: Options = {}): void => {
   const settings: Conformance.Options = { ...options, ...fromEnvironment() }
-  const selected = Either.getOrThrowWith(Conformance.selectChecks(settings.only), (error) => new Error(error.message))
+  const selected = Either.getOrThrowWith(Conformance.selectChecks(settings), (error) => new Error(error.message))
   // One seed for the whole suite, chosen now, so that every failure names it.
   const seed = settings.seed ?? Conformance.randomSeed()
   const timeout = options.timeout ?? 120_000
-  describe(`conformance: ${subject.name} (seed ${seed})`, () => {
+  describe(`conformance: ${subject.name}`, () => {
     for (const family of Conformance.families) {
       const checks = selected.filter((check) => check.family === family.id)
       if (checks.length === 0) continue

@@ -126,7 +126,10 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   const runs = integer("runs", values.runs, true)
   const seed = integer("seed", values.seed, false)
-  const selected = Conformance.selectChecks(values.only)
+  const selected = Conformance.selectChecks({
+    ...(values.only === undefined ? {} : { only: values.only }),
+    ...(values.path === undefined ? {} : { path: values.path })
+  })
   if (Either.isLeft(selected)) throw new UsageError(selected.left.message)
   const subject = await load(positionals[0]!)
   const report = await Effect.runPromise(

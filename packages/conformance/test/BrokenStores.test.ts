@@ -83,6 +83,8 @@ describe("capabilities and options", () => {
       expect(report.results.every((result) => result.status === "failed")).toBe(true)
       expect(report.results[0]?.message).toContain("could not acquire storage")
       expect(report.results[0]?.message).toContain("connection refused")
+      // No input is to blame for a setup failure: nothing to shrink.
+      expect(report.results[0]?.shrinks).toBe(0)
     }))
 
   it.effect("unknown families, checks and bad options are typed errors", () =>
@@ -92,6 +94,8 @@ describe("capabilities and options", () => {
       expect(unknown.message).toContain(`"atomicty"`)
       expect((yield* Effect.flip(Conformance.run(memory, { runs: 0 }))).message).toContain("runs")
       expect((yield* Effect.flip(Conformance.run(memory, { path: "x" }))).message).toContain("path")
+      expect((yield* Effect.flip(Conformance.run(memory, { path: "0:1", only: "atomicity" }))).message)
+        .toContain("a path replays one check")
     }))
 
   it("lists every check under exactly the seven families of the issue", () => {

@@ -22,6 +22,9 @@ export class Violation extends Data.TaggedError("Violation")<{ readonly message:
 
 export const violation = (message: string) => new Violation({ message })
 
+/** The subject could not provide storage or a client: no input is to blame, so no shrinking. */
+class SetupFailure extends Data.TaggedError("SetupFailure")<{ readonly message: string }> {}
+
 export const fail = (message: string): Effect.Effect<never, Violation> => Effect.fail(violation(message))
 
 export const expect = (condition: boolean, message: () => string): Effect.Effect<void, Violation> =>
@@ -29,7 +32,7 @@ export const expect = (condition: boolean, message: () => string): Effect.Effect
 
 /** Fresh storage of one run, from which independent clients are opened. */
 export interface Session {
-  readonly client: (namespace: string) => Effect.Effect<Store.Store, Violation, Scope.Scope>
+  readonly client: (namespace: string) => Effect.Effect<Store.Store, SetupFailure, Scope.Scope>
 }
 
 export interface RunContext {
@@ -100,13 +103,14 @@ const runProperty = async <T, S>(
   settings: Settings
 ): Promise<Outcome> => {
   const [path, commandsPath] = splitPath(settings.path)
-  const session: Effect.Effect<Session, Violation, Scope.Scope> = Effect.map(
+  const setupFailure = (message: string) => Effect.fail(new SetupFailure({ message }))
+  const session: Effect.Effect<Session, SetupFailure, Scope.Scope> = Effect.map(
     Effect.catchAllCause(subject.acquire, (cause) =>
-      fail(`could not acquire storage for subject "${subject.name}": ${describeCause(cause)}`)),
+      setupFailure(`could not acquire storage for subject "${subject.name}": ${describeCause(cause)}`)),
     (storage) => ({
       client: (namespace) =>
         Effect.catchAllCause(subject.client(storage, { namespace }), (cause) =>
-          fail(`could not open a client (namespace ${show(namespace)}): ${describeCause(cause)}`))
+          setupFailure(`could not open a client (namespace ${show(namespace)}): ${describeCause(cause)}`))
     })
   )
   const runTimeoutMs = Duration.toMillis(settings.runTimeout)
@@ -131,7 +135,8 @@ const runProperty = async <T, S>(
     if (failingSince !== undefined && performance.now() - failingSince > shrinkLimitMs) return true
     const exit = await Effect.runPromiseExit(once(input))
     if (Exit.isSuccess(exit)) return true
-    failingSince ??= performance.now()
+    const setup = Cause.failureOption(exit.cause).pipe(Option.filter((error) => error instanceof SetupFailure))
+    failingSince = Option.isSome(setup) ? Number.NEGATIVE_INFINITY : failingSince ?? performance.now()
     throw new PropertyFailure(describeCause(exit.cause))
   })
   const parameters: fc.Parameters<[T]> = {
@@ -220,7 +225,9 @@ export const describeError = (error: unknown): string => {
 export const describeCause = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
-    return failure.value instanceof Violation ? failure.value.message : `unexpected error: ${describeError(failure.value)}`
+    return failure.value instanceof Violation || failure.value instanceof SetupFailure
+      ? failure.value.message
+      : `unexpected error: ${describeError(failure.value)}`
   }
   const defect = Cause.dieOption(cause)
   if (Option.isSome(defect)) return `defect (a thrown error, not a typed failure): ${describeError(defect.value)}`
