@@ -73,6 +73,8 @@ const describeEvent = (e: Event): string => {
     ? ` epoch ${e.epoch}, state ${show(e.state)}`
     : e.kind === "read" && "state" in e
     ? ` state ${e.state === null ? "absent" : show(e.state)}`
+    : e.kind === "claim"
+    ? ` (${e.error})`
     : ""
   return `${e.leader.padEnd(7)} ${what.padEnd(12)} [${ms(e.start)} .. ${ms(e.end)}] ${e.outcome}${detail}${lease}`
 }
