@@ -86,10 +86,10 @@ import * as Store from "./Store.js"
 export interface StateOptions<A, I> {
   readonly schema: Schema.Schema<A, I>
   readonly initial: A
-  readonly version?: number
-  readonly migrations?: FencedState.Migrations
+  readonly version?: number | undefined
+  readonly migrations?: FencedState.Migrations | undefined
   /** Default `cron/<name>/state`. */
-  readonly key?: string
+  readonly key?: string | undefined
 }
 
 /**
@@ -103,17 +103,17 @@ export interface Options<A, I, E, R> {
   /** One tick. Every write through `state` is fenced. */
   readonly execute: (state: FencedState.Lease<A>, tick: Tick) => Effect.Effect<void, E, R>
   /** Typed state; without it the job's state is `null` (it still carries the heartbeat). */
-  readonly state?: StateOptions<A, I>
+  readonly state?: StateOptions<A, I> | undefined
   /** The cluster shard group to run in; default `"default"`. */
-  readonly shardGroup?: string
+  readonly shardGroup?: string | undefined
   /**
    * A tick delivered more than this after its scheduled time is skipped (and counted). Default:
    * a tick is late once the job's next scheduled time has come, i.e. the tolerance is one
    * period of the cron expression, whatever it is.
    */
-  readonly skipIfOlderThan?: Duration.DurationInput
+  readonly skipIfOlderThan?: Duration.DurationInput | undefined
   /** An execution running longer is interrupted and counted as failed; default 10 minutes. */
-  readonly maxExecutionTime?: Duration.DurationInput
+  readonly maxExecutionTime?: Duration.DurationInput | undefined
 }
 
 /**
@@ -192,7 +192,7 @@ export const make = <E, R, A = null, I = null>(
   const state = FencedState.make<A, I>(
     options.state === undefined
       ? { name, schema: Schema.Null as unknown as Schema.Schema<A, I>, initial: null as A, key: stateKeyFor(name) }
-      : { name, key: stateKeyFor(name), ...options.state }
+      : { name, ...options.state, key: options.state.key ?? stateKeyFor(name) }
   )
   const ledgerKey = ledgerKeyFor(name)
   const maxExecution = Duration.decode(options.maxExecutionTime ?? defaultMaxExecutionTime)

@@ -71,10 +71,10 @@ export interface Options<A, I> {
   /** The state of a singleton that has never run. */
   readonly initial: A
   /** The version of `schema`; an integer ≥ 1, default 1. */
-  readonly version?: number
-  readonly migrations?: Migrations
+  readonly version?: number | undefined
+  readonly migrations?: Migrations | undefined
   /** The store key; defaults to {@link keyFor}`(name)`. */
-  readonly key?: string
+  readonly key?: string | undefined
 }
 
 /**

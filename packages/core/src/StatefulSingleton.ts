@@ -72,19 +72,19 @@ export interface Options<A, I, E, R> extends FencedState.Options<A, I> {
    * Run again this long after each successful execution (or when the schedule says; when the
    * schedule ends, the leader keeps its claim and stops executing). Absent: `run` is long-lived.
    */
-  readonly every?: Duration.DurationInput | Schedule.Schedule<unknown, unknown>
+  readonly every?: Duration.DurationInput | Schedule.Schedule<unknown, unknown> | undefined
   /** The cluster shard group to run in; default `"default"`. */
-  readonly shardGroup?: string
+  readonly shardGroup?: string | undefined
   /**
    * Backoff between attempts after a failure: default {@link defaultRetry}. Its input is the
    * failure (a `SingletonError` or the `Cause` of `run`). When it ends, the singleton parks
    * (see `parkedRecheck`) and then starts over.
    */
-  readonly retry?: Schedule.Schedule<unknown, unknown>
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
   /** How often a parked singleton (undecodable state) checks again; default 1 minute. */
-  readonly parkedRecheck?: Duration.DurationInput
+  readonly parkedRecheck?: Duration.DurationInput | undefined
   /** How long a superseded leader waits before claiming again, if it still owns the shard; default 30 seconds. */
-  readonly stepDown?: Duration.DurationInput
+  readonly stepDown?: Duration.DurationInput | undefined
 }
 
 /**

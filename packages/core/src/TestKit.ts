@@ -149,6 +149,13 @@ export interface TestCluster<E> {
   readonly owners: (name: string, shardGroup?: string) => ReadonlyArray<string>
   /** The `Sharding` of a running runner. */
   readonly sharding: (runner: string) => Option.Option<Sharding.Sharding["Type"]>
+  /**
+   * Forgets the replies of the processed persisted messages to an entity, as when a reply is
+   * lost with its shard: the runner that owns the shard next delivers them again (the runner
+   * that processed them remembers them and does not). For a cron tick: entity type
+   * `ClusterCron/<name>`, entity id the ISO time of the tick. Returns how many messages.
+   */
+  readonly redeliver: (address: { readonly entityType: string; readonly entityId: string }) => Effect.Effect<number>
 }
 
 /**
@@ -310,7 +317,19 @@ export const make = <E = never>(options: Options<E>): Effect.Effect<TestCluster<
       advance: (duration) => clock.adjust(duration),
       running: () => Array.from(runners.values()).filter((runner) => Option.isSome(runner.running)).map((r) => r.name),
       owners,
-      sharding: (name) => Option.map(stateOf(name).running, (running) => running.sharding)
+      sharding: (name) => Option.map(stateOf(name).running, (running) => running.sharding),
+      redeliver: (address) =>
+        Effect.gen(function*() {
+          let count = 0
+          for (const [requestId, entry] of messages.requests) {
+            const target = entry.envelope.address
+            if (target.entityType !== address.entityType || target.entityId !== address.entityId) continue
+            if (entry.replies.length === 0) continue
+            yield* Effect.orDie(messages.encoded.clearReplies(Snowflake.Snowflake(requestId)))
+            count++
+          }
+          return count
+        })
     } satisfies TestCluster<E>
   })
 
