@@ -74,6 +74,13 @@ export interface StoreOptions {
    * written). Default 10 seconds.
    */
   readonly lockIdleTimeout?: Duration.DurationInput | undefined
+  /**
+   * A statement that gets no answer within this time fails with `TimedOut` on the client side
+   * and its connection is closed (the server then rolls back whatever it was doing). Guards
+   * against a frozen server or a silent network partition, which `statementTimeout` (enforced
+   * by the server) cannot. Default: none.
+   */
+  readonly queryTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -185,6 +192,7 @@ interface Resolved {
   readonly statements: Sql.Statements
   readonly migrate: boolean
   readonly begin: string
+  readonly queryTimeout: number | undefined
 }
 
 const resolve = (options: StoreOptions): Effect.Effect<Resolved, PlatformError.PlatformError> =>
@@ -214,6 +222,7 @@ const resolve = (options: StoreOptions): Effect.Effect<Resolved, PlatformError.P
       schema,
       statements: Sql.make(schema, table),
       migrate: options.migrate ?? true,
+      queryTimeout: millis(options.queryTimeout),
       begin: `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${lockIdleMillis}`
     })
   })
@@ -242,7 +251,7 @@ const makeBackend = (options: Options): Effect.Effect<Store.Backend, PlatformErr
         Effect.sync(() => new Pg.Pool(poolConfig(options))),
         (pool) => Effect.timeoutOption(Effect.promise(() => pool.end()), closeTimeout)
       ),
-      (pool) => build(resolved, Connection.owned(pool))
+      (pool) => build(resolved, Connection.owned(pool, resolved.queryTimeout))
     ))
 
 const makeBackendFromClient = (
@@ -251,7 +260,7 @@ const makeBackendFromClient = (
   Effect.flatMap(resolve(options), (resolved) =>
     Effect.flatMap(
       Effect.zip(PgClient.PgClient, Effect.runtime<never>()),
-      ([client, runtime]) => build(resolved, Connection.shared(client, runtime))
+      ([client, runtime]) => build(resolved, Connection.shared(client, runtime, resolved.queryTimeout))
     ))
 
 // Closing waits this long for operations still running before it drops the pool.

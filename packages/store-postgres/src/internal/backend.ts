@@ -23,8 +23,7 @@ import type * as PlatformError from "@effect/platform/Error"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type * as Pg from "pg"
-import { type Connector, Defect, execute, KeyQueue, run, transaction } from "./connection.js"
+import { type Connector, Defect, KeyQueue, type Lease, run, transaction } from "./connection.js"
 import * as Errors from "./errors.js"
 import type { Statements } from "./sql.js"
 
@@ -61,7 +60,7 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
 
       const op = <A>(
         method: string,
-        operation: (client: Pg.ClientBase) => Promise<A>,
+        operation: (lease: Lease) => Promise<A>,
         key?: string
       ): Effect.Effect<A, PlatformError.PlatformError> =>
         Effect.suspend(() =>
@@ -75,37 +74,40 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
 
       const decode = (bytes: Uint8Array): Store.Value => {
         const value = Store.decodeTagged(bytes)
-        if (value === undefined) throw new Errors.CorruptValue(s.qualifiedName)
+        if (value === undefined) throw Errors.corruptValue(s.qualifiedName)
         return value
       }
 
-      const optimistic = async <A>(client: Pg.ClientBase, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
-        const row = (await execute(client, s.read, [ns, k])).rows[0]
+      const optimistic = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
+        const row = (await lease.execute(s.read, [ns, k])).rows[0]
         const [a, next] = decide(f, row === undefined ? Option.none() : Option.some(decode(row[0])))
         if (next._tag === "None") return a
         const written = row === undefined
-          ? await execute(client, s.insertIfAbsent, [ns, k, Store.encodeTagged(next.value)])
-          : await execute(client, s.compareAndSet, [ns, k, Store.encodeTagged(next.value), row[1]])
+          ? await lease.execute(s.insertIfAbsent, [ns, k, Store.encodeTagged(next.value)])
+          : await lease.execute(s.compareAndSet, [ns, k, Store.encodeTagged(next.value), row[1]])
         if (written.rowCount === 1) return a
         if (contended.size >= maxContendedKeys) contended.clear()
         contended.set(key, performance.now() + contendedMillis)
-        return locked(client, k, f)
+        return locked(lease, k, f)
       }
 
-      const locked = <A>(client: Pg.ClientBase, k: Uint8Array, f: Decide<A>): Promise<A> =>
-        transaction(client, begin, async () => {
+      const locked = <A>(lease: Lease, k: Uint8Array, f: Decide<A>): Promise<A> =>
+        transaction(lease, begin, async () => {
           for (let races = 0;; races++) {
-            const row = (await execute(client, s.readForUpdate, [ns, k])).rows[0]
+            const row = (await lease.execute(s.readForUpdate, [ns, k])).rows[0]
             const [a, next] = decide(f, row === undefined ? Option.none() : Option.some(decode(row[0])))
             if (next._tag === "None") return a
             if (row !== undefined) {
-              await execute(client, s.update, [ns, k, Store.encodeTagged(next.value)])
+              await lease.execute(s.update, [ns, k, Store.encodeTagged(next.value)])
               return a
             }
-            const inserted = await execute(client, s.insertIfAbsent, [ns, k, Store.encodeTagged(next.value)])
+            const inserted = await lease.execute(s.insertIfAbsent, [ns, k, Store.encodeTagged(next.value)])
             if (inserted.rowCount === 1) return a
             if (races >= maxInsertRaces) {
-              throw new Error(`the key was created concurrently ${races + 1} times in a row; giving up`)
+              throw new Errors.StoreFailure(
+                `the key was created and removed concurrently ${races + 1} times in a row; giving up`,
+                "Busy"
+              )
             }
           }
         })
@@ -121,27 +123,27 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
       return {
         namespace,
         get: (key) =>
-          op("get", async (client) => {
-            const row = (await execute(client, s.get, [ns, utf8.encode(key)])).rows[0]
+          op("get", async (lease) => {
+            const row = (await lease.execute(s.get, [ns, utf8.encode(key)])).rows[0]
             return row === undefined ? Option.none() : Option.some(decode(row[0]))
           }),
         set: (key, value) =>
-          op("set", async (client) => {
-            await execute(client, s.set, [ns, utf8.encode(key), Store.encodeTagged(value)])
+          op("set", async (lease) => {
+            await lease.execute(s.set, [ns, utf8.encode(key), Store.encodeTagged(value)])
           }),
         remove: (key) =>
-          op("remove", async (client) => {
-            await execute(client, s.remove, [ns, utf8.encode(key)])
+          op("remove", async (lease) => {
+            await lease.execute(s.remove, [ns, utf8.encode(key)])
           }),
-        has: (key) => op("has", async (client) => (await execute(client, s.has, [ns, utf8.encode(key)])).rows.length > 0),
-        size: op("size", async (client) => Number((await execute(client, s.size, [ns])).rows[0]![0])),
-        clear: op("clear", async (client) => {
-          await execute(client, s.clear, [ns])
+        has: (key) => op("has", async (lease) => (await lease.execute(s.has, [ns, utf8.encode(key)])).rows.length > 0),
+        size: op("size", async (lease) => Number((await lease.execute(s.size, [ns])).rows[0]![0])),
+        clear: op("clear", async (lease) => {
+          await lease.execute(s.clear, [ns])
         }),
         modifyOrInit: (key, f) =>
-          op("modifyOrInit", (client) => {
+          op("modifyOrInit", (lease) => {
             const k = utf8.encode(key)
-            return isContended(key) ? locked(client, k, f) : optimistic(client, key, k, f)
+            return isContended(key) ? locked(lease, k, f) : optimistic(lease, key, k, f)
           }, key)
       }
     }

@@ -23,13 +23,43 @@ import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import type * as Pg from "pg"
+import { DatabaseError } from "pg"
+import { StoreFailure } from "./errors.js"
 import type { Statement } from "./sql.js"
 
-/** A checked-out connection. `release` must be called exactly once. */
-export interface Lease {
-  readonly client: Pg.ClientBase
-  /** Gives the connection back, or closes it when `discard` (it may be mid-statement or mid-transaction). */
-  readonly release: (discard: boolean) => void
+/** A checked-out connection, for one operation. `release` must be called exactly once. */
+export class Lease {
+  constructor(
+    private readonly client: Pg.ClientBase,
+    private readonly queryTimeout: number | undefined,
+    /** Gives the connection back, or closes it when `discard`. */
+    readonly release: (discard: boolean) => void
+  ) {}
+
+  /** Runs a statement; named statements are prepared once per connection. */
+  execute(statement: Statement | string, values: ReadonlyArray<unknown> = []): Promise<Result> {
+    return new Promise((resolve, reject) => {
+      const config: Pg.QueryArrayConfig & { query_timeout?: number } = typeof statement === "string"
+        ? { text: statement, values: values as Array<unknown>, rowMode: "array", types: typeParsers }
+        : {
+          name: statement.name,
+          text: statement.text,
+          values: values as Array<unknown>,
+          rowMode: "array",
+          types: typeParsers
+        }
+      if (this.queryTimeout !== undefined) config.query_timeout = this.queryTimeout
+      this.client.query(config, (error: Error | undefined, result: Result) => {
+        if (error) reject(error)
+        else resolve(result)
+      })
+    })
+  }
+
+  /** Whether the connection is outside any transaction (as of its last statement). */
+  idle(): boolean {
+    return this.client.getTransactionStatus() === "I"
+  }
 }
 
 /** Where connections come from. */
@@ -78,42 +108,20 @@ export const parseBytea = (text: string): Uint8Array => {
   return Uint8Array.from(out)
 }
 
-/** Runs a statement; named statements are prepared once per connection. */
-export const execute = (
-  client: Pg.ClientBase,
-  statement: Statement | string,
-  values: ReadonlyArray<unknown> = []
-): Promise<Result> =>
-  new Promise((resolve, reject) => {
-    const config: Pg.QueryArrayConfig = typeof statement === "string"
-      ? { text: statement, values: values as Array<unknown>, rowMode: "array", types: typeParsers }
-      : {
-        name: statement.name,
-        text: statement.text,
-        values: values as Array<unknown>,
-        rowMode: "array",
-        types: typeParsers
-      }
-    client.query(config, (error: Error | undefined, result: Result) => {
-      if (error) reject(error)
-      else resolve(result)
-    })
-  })
-
 /**
  * Runs `body` in a transaction. On failure the transaction is rolled back (if even that fails,
  * the connection is left in its transaction and closed on release).
  */
-export const transaction = async <A>(client: Pg.ClientBase, begin: string, body: () => Promise<A>): Promise<A> => {
-  await execute(client, begin)
+export const transaction = async <A>(lease: Lease, begin: string, body: () => Promise<A>): Promise<A> => {
+  await lease.execute(begin)
   let result: A
   try {
     result = await body()
   } catch (error) {
-    await execute(client, "ROLLBACK").catch(ignore)
+    await lease.execute("ROLLBACK").catch(ignore)
     throw error
   }
-  await execute(client, "COMMIT")
+  await lease.execute("COMMIT")
   return result
 }
 
@@ -164,7 +172,7 @@ export class KeyQueue {
  */
 export const run = <A>(
   connector: Connector,
-  operation: (client: Pg.ClientBase) => Promise<A>,
+  operation: (lease: Lease) => Promise<A>,
   toError: (cause: unknown) => PlatformError.PlatformError,
   turn?: { readonly queue: KeyQueue; readonly key: string }
 ): Effect.Effect<A, PlatformError.PlatformError> =>
@@ -174,10 +182,10 @@ export const run = <A>(
     const leave = () => {
       if (turn !== undefined) turn.queue.leave(turn.key)
     }
-    const finish = (exit: Effect.Effect<A, PlatformError.PlatformError>) => {
+    const finish = (exit: Effect.Effect<A, PlatformError.PlatformError>, connectionFailed: boolean) => {
       if (state === "done") return
       state = "done"
-      lease!.release(lease!.client.getTransactionStatus() !== "I")
+      lease!.release(connectionFailed || !lease!.idle())
       leave()
       resume(exit)
     }
@@ -194,9 +202,13 @@ export const run = <A>(
         } else {
           lease = acquired
           state = "running"
-          operation(acquired.client).then(
-            (a) => finish(Effect.succeed(a)),
-            (cause) => finish(cause instanceof Defect ? Effect.die(cause.cause) : Effect.fail(toError(cause)))
+          operation(acquired).then(
+            (a) => finish(Effect.succeed(a), false),
+            (cause) =>
+              finish(
+                cause instanceof Defect ? Effect.die(cause.cause) : Effect.fail(toError(cause)),
+                isConnectionFailure(cause)
+              )
           )
         }
       })
@@ -221,8 +233,16 @@ export const run = <A>(
 
 const ignore = () => {}
 
+/**
+ * Whether a failure may have left the connection unusable (dropped, or still busy with a
+ * statement that timed out on our side), as opposed to an error the server reported or one of
+ * ours: such a connection is closed rather than reused.
+ */
+const isConnectionFailure = (cause: unknown): boolean =>
+  !(cause instanceof DatabaseError || cause instanceof StoreFailure || cause instanceof Defect)
+
 /** Connections from a pool the store owns (and ends). */
-export const owned = (pool: Pg.Pool): Connector => {
+export const owned = (pool: Pg.Pool, queryTimeout: number | undefined): Connector => {
   // A connection that dies while checked out emits "error"; without a listener that would
   // crash the process. The failure reaches the operation through its query instead.
   pool.on("connect", (client) => client.on("error", ignore))
@@ -231,7 +251,7 @@ export const owned = (pool: Pg.Pool): Connector => {
     checkout: (callback) =>
       pool.connect((error, client, release) => {
         if (error || client === undefined) callback(error ?? new Error("the pg pool returned no client"))
-        else callback(undefined, { client, release: (discard) => release(discard || undefined) })
+        else callback(undefined, new Lease(client, queryTimeout, (discard) => release(discard || undefined)))
       })
   }
 }
@@ -241,7 +261,11 @@ export const owned = (pool: Pg.Pool): Connector => {
  * the application's runtime. A reserved `@effect/sql-pg` connection carries the raw `pg` client
  * as `pg` (not part of its type).
  */
-export const shared = (client: PgClient.PgClient, runtime: Runtime.Runtime<never>): Connector => {
+export const shared = (
+  client: PgClient.PgClient,
+  runtime: Runtime.Runtime<never>,
+  queryTimeout: number | undefined
+): Connector => {
   const runCallback = Runtime.runCallback(runtime)
   const runSync = Runtime.runSync(runtime)
   return {
@@ -261,14 +285,14 @@ export const shared = (client: PgClient.PgClient, runtime: Runtime.Runtime<never
             close()
             return callback(new Error("the reserved @effect/sql-pg connection does not expose its pg client"))
           }
-          callback(undefined, {
-            client: pg,
-            release: (discard) => {
+          callback(
+            undefined,
+            new Lease(pg, queryTimeout, (discard) => {
               // An ended client is dropped by the pool when it is released.
               if (discard) pg.end().catch(ignore)
               close()
-            }
-          })
+            })
+          )
         }
       })
     }

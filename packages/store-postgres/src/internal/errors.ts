@@ -8,27 +8,23 @@ import { Store } from "@durable-singleton/core"
 import type * as PlatformError from "@effect/platform/Error"
 import { SqlError } from "@effect/sql/SqlError"
 
-/** A stored value that is not an encoding this store writes (the table was edited by hand). */
-export class CorruptValue extends Error {
-  constructor(readonly table: string) {
-    super(`a value in ${table} is not a valid store encoding`)
-  }
-}
-
-/** A table that exists with different columns, or that is missing while migration is off. */
-export class TableMismatch extends Error {
+/** A failure the store itself detects, with the reason it reports. */
+export class StoreFailure extends Error {
   constructor(message: string, readonly reason: PlatformError.SystemErrorReason) {
     super(message)
   }
 }
+
+/** A stored value that is not an encoding this store writes (the table was edited by hand). */
+export const corruptValue = (table: string) =>
+  new StoreFailure(`a value in ${table} is not a valid store encoding`, "InvalidData")
 
 /** Raised by a store whose scope has closed. */
 export const closed = (method: string): PlatformError.PlatformError =>
   Store.systemError(method, undefined, { reason: "BadResource", description: "the PostgreSQL store is closed" })
 
 export const toPlatformError = (method: string, cause: unknown): PlatformError.PlatformError => {
-  if (cause instanceof CorruptValue) return Store.systemError(method, cause, { reason: "InvalidData" })
-  if (cause instanceof TableMismatch) return Store.systemError(method, cause, { reason: cause.reason })
+  if (cause instanceof StoreFailure) return Store.systemError(method, cause, { reason: cause.reason })
   const driverError = cause instanceof SqlError ? cause.cause : cause
   const sqlError = cause instanceof SqlError ? cause : new SqlError({ cause, message: messageOf(cause) })
   return Store.systemError(method, sqlError, {

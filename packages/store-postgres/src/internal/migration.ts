@@ -6,9 +6,8 @@
  */
 import type * as PlatformError from "@effect/platform/Error"
 import type * as Effect from "effect/Effect"
-import type * as Pg from "pg"
-import { type Connector, execute, run, transaction } from "./connection.js"
-import { TableMismatch, toPlatformError } from "./errors.js"
+import { type Connector, type Lease, run, transaction } from "./connection.js"
+import { StoreFailure, toPlatformError } from "./errors.js"
 import * as Sql from "./sql.js"
 
 export const migrate = (
@@ -19,29 +18,29 @@ export const migrate = (
 ): Effect.Effect<void, PlatformError.PlatformError> =>
   run(
     connector,
-    async (client) => {
-      const existing = await columns(client, statements)
+    async (lease) => {
+      const existing = await columns(lease, statements)
       if (existing.size > 0) return check(statements, existing)
       if (!create) {
-        throw new TableMismatch(`table ${statements.qualifiedName} does not exist and migration is off`, "NotFound")
+        throw new StoreFailure(`table ${statements.qualifiedName} does not exist and migration is off`, "NotFound")
       }
       // Concurrent CREATE … IF NOT EXISTS of the same object can still fail with a unique
       // violation in the catalog; the advisory lock makes starting clients take turns.
-      await transaction(client, "BEGIN", async () => {
-        await execute(client, Sql.lockMigration, [statements.migrationLockKey])
+      await transaction(lease, "BEGIN", async () => {
+        await lease.execute(Sql.lockMigration, [statements.migrationLockKey])
         // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists.
-        const schemas = await execute(client, Sql.schemaExists, [schema])
-        if (schemas.rows.length === 0) await execute(client, Sql.createSchema(schema))
-        await execute(client, statements.createTable)
+        const schemas = await lease.execute(Sql.schemaExists, [schema])
+        if (schemas.rows.length === 0) await lease.execute(Sql.createSchema(schema))
+        await lease.execute(statements.createTable)
       })
-      return check(statements, await columns(client, statements))
+      return check(statements, await columns(lease, statements))
     },
     (cause) => toPlatformError("make", cause)
   )
 
-const columns = async (client: Pg.ClientBase, statements: Sql.Statements) =>
+const columns = async (lease: Lease, statements: Sql.Statements) =>
   new Map(
-    (await execute(client, Sql.selectColumns, [statements.qualifiedName])).rows.map((
+    (await lease.execute(Sql.selectColumns, [statements.qualifiedName])).rows.map((
       [name, type]
     ) => [name as string, type as string])
   )
@@ -51,7 +50,7 @@ const check = (statements: Sql.Statements, found: ReadonlyMap<string, string>): 
   if (wrong.length === 0) return
   const expected = Sql.expectedColumns.map(([name, type]) => `${name} ${type}`).join(", ")
   const actual = [...found].map(([name, type]) => `${name} ${type}`).join(", ")
-  throw new TableMismatch(
+  throw new StoreFailure(
     `table ${statements.qualifiedName} exists but is not a store table: expected columns (${expected}), found (${actual})`,
     "InvalidData"
   )

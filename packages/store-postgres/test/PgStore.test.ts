@@ -1,0 +1,568 @@
+import { Subject } from "@durable-singleton/conformance"
+import { runConformance } from "@durable-singleton/conformance/Vitest"
+import { Store } from "@durable-singleton/core"
+import { PgStore } from "@durable-singleton/store-postgres"
+import type { PlatformError } from "@effect/platform/Error"
+import { SqlClient } from "@effect/sql"
+import { SqlError } from "@effect/sql/SqlError"
+import { PgClient } from "@effect/sql-pg"
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Config, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
+import type * as Scope from "effect/Scope"
+import { spawn } from "node:child_process"
+import { randomBytes, randomUUID } from "node:crypto"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as Pg from "pg"
+import { serverUrl } from "../../../scripts/test-env.js"
+import { parseBytea } from "../src/internal/connection.js"
+import * as PrivatePostgres from "./support/PrivatePostgres.js"
+
+const url = serverUrl("DATABASE_URL")
+
+// Registers a live, scoped test against a server, or, without DATABASE_URL, a test that says
+// in its name that it is skipped (serverUrl has already warned, and throws under CI=true).
+const pgTest = (name: string, self: (url: string) => Effect.Effect<unknown, unknown, Scope.Scope>, timeout?: number) =>
+  url === undefined
+    ? it(`${name} (SKIPPED: DATABASE_URL is not set)`, (ctx) => ctx.skip())
+    : it.scopedLive(name, () => self(url), timeout)
+
+// A raw pg client, ended with the scope.
+const rawClient = (url: string) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Pg.Client({ connectionString: url })
+      client.on("error", () => {})
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.end().catch(() => {}))
+  )
+
+const sql = (url: string, text: string, values: Array<unknown> = []) =>
+  Effect.scoped(Effect.flatMap(rawClient(url), (client) => Effect.promise(() => client.query(text, values))))
+
+const uniqueName = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "")}`
+
+// Storage for one test: a unique table (created by the first client), dropped when the scope closes.
+const uniqueTable = (url: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => uniqueName("test")),
+    (table) => sql(url, `DROP TABLE IF EXISTS "${table}"`)
+  )
+
+/** Conformance subject: every client is a store with its own pool. */
+const ownPoolSubject = (url: string) =>
+  Subject.make({
+    name: "postgres",
+    acquire: uniqueTable(url),
+    client: (table: string, { namespace }) => PgStore.make({ url, table, namespace, maxConnections: 4 })
+  })
+
+// An application's PgClient (its own pool), closed with the scope.
+const pgClient = (url: string, options: Partial<PgClient.PgClientConfig> = {}) =>
+  Layer.build(PgClient.layer({ url: Redacted.make(url), maxConnections: 4, ...options }))
+
+/** Conformance subject: every client is a store on an application's PgClient of its own. */
+const sharedClientSubject = (url: string) =>
+  Subject.make({
+    name: "postgres (shared PgClient)",
+    acquire: uniqueTable(url),
+    client: (table: string, { namespace }) =>
+      Effect.flatMap(pgClient(url), (context) => Effect.provide(PgStore.fromClient({ table, namespace }), context))
+  })
+
+if (url === undefined) {
+  it("conformance: postgres (SKIPPED: DATABASE_URL is not set)", (ctx) => ctx.skip())
+} else {
+  runConformance(ownPoolSubject(url))
+  runConformance(sharedClientSubject(url))
+}
+
+const failureOf = (exit: Exit.Exit<unknown, unknown>) =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) as PlatformError | undefined : undefined
+
+const systemReason = (error: PlatformError | undefined) => error?._tag === "SystemError" ? error.reason : error?._tag
+
+// The driver's error under a SystemError: SystemError.cause is a SqlError whose cause it is.
+const driverError = (error: PlatformError | undefined) => {
+  expect(error?.cause).toBeInstanceOf(SqlError)
+  return (error!.cause as SqlError).cause as Error & { readonly code?: string }
+}
+
+const increment = (n: string) => String(Number(n) + 1)
+
+// DESIGN.md §2: keys that must round-trip exactly and never alias each other.
+const hostileKeys = [
+  "",
+  "plain",
+  "a\u0000b",
+  "a\u0000c",
+  "\u0000",
+  "é",
+  "e\u0301",
+  "E",
+  "e",
+  "%",
+  "_",
+  "*",
+  "?",
+  "[a]",
+  "\\",
+  ":",
+  "'",
+  "\"",
+  "'; DROP TABLE x; --",
+  "line\nbreak",
+  "🙂",
+  " ",
+  "x".repeat(1024)
+]
+
+const mebibyte = 1024 * 1024
+
+// Exact equality of a read value, kind included (a plain Uint8Array, not a Buffer), without a
+// deep equality walking a mebibyte element by element.
+const expectValue = (actual: Option.Option<Store.Value>, expected: Store.Value) => {
+  const value = Option.getOrThrow(actual)
+  if (typeof expected === "string") return expect(value === expected).toBe(true)
+  expect(value instanceof Uint8Array && value.constructor === Uint8Array).toBe(true)
+  expect(Buffer.compare(value as Uint8Array, expected)).toBe(0)
+}
+
+describe("PgStore", () => {
+  pgTest("round-trips hostile keys and string, NUL, binary and 1 MiB values between clients, keeping their kind", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const writer = yield* PgStore.make({ url, table, namespace: "fidelity" })
+      const reader = yield* PgStore.make({ url, table, namespace: "fidelity" })
+      for (const [i, key] of hostileKeys.entries()) yield* writer.set(key, `value ${i}`)
+      expect(yield* reader.size).toBe(hostileKeys.length)
+      for (const [i, key] of hostileKeys.entries()) expect(yield* reader.get(key)).toEqual(Option.some(`value ${i}`))
+
+      const values: ReadonlyArray<Store.Value> = [
+        "",
+        "\u0000",
+        "a\u0000b",
+        "🙂 é e\u0301",
+        new Uint8Array(0),
+        new Uint8Array([0]),
+        new Uint8Array([0, 255, 1, 0xc3, 0x28]), // not UTF-8
+        new Uint8Array(randomBytes(mebibyte)),
+        "é\u0000🙂".repeat(mebibyte / 4)
+      ]
+      const read = (store: Store.Store, key: string) => store.modifyOrInit(key, (current) => [current, Option.none()])
+      for (const [i, value] of values.entries()) {
+        yield* writer.set(`v${i}`, value)
+        expectValue(yield* read(reader, `v${i}`), value)
+        // written again by the compare-and-set path
+        yield* reader.modifyOrInit(`v${i}`, (current) => [undefined, current])
+        expectValue(yield* read(writer, `v${i}`), value)
+      }
+      // The key column holds exactly the key's UTF-8 bytes.
+      const stored = yield* sql(url, `SELECT octet_length(key) AS n FROM "${table}" WHERE key = ANY($1)`, [
+        [Buffer.from("a\u0000b"), Buffer.from("x".repeat(1024))]
+      ])
+      expect(stored.rows.map((r) => r.n).sort()).toEqual([1024, 3])
+    }), 60_000)
+
+  pgTest("reads bytea in both output formats (hex and the legacy escape)", (url) =>
+    Effect.gen(function*() {
+      const client = yield* rawClient(url)
+      const samples = [new Uint8Array(0), new Uint8Array([0, 1, 92, 39, 127, 128, 255]), new Uint8Array(randomBytes(4096))]
+      for (const format of ["hex", "escape"]) {
+        yield* Effect.promise(() => client.query(`SET bytea_output = ${format}`))
+        for (const sample of samples) {
+          const text = yield* Effect.promise(() =>
+            client.query({ text: "SELECT $1::bytea", values: [Buffer.from(sample)], rowMode: "array", types: { getTypeParser: () => (s: string) => s } })
+          )
+          const parsed = parseBytea(text.rows[0]![0])
+          expect(Buffer.compare(parsed, sample)).toBe(0)
+        }
+      }
+    }))
+
+  pgTest("namespaces are isolated: size and clear see only their own, whatever the names", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const names = ["a", "a:b", "a%", "a_", "", "a\u0000", "%"]
+      const stores = yield* Effect.forEach(names, (namespace) => PgStore.make({ url, table, namespace }))
+      yield* Effect.forEach(stores, (store, i) => Effect.forEach(Array.from({ length: i + 1 }, (_, j) => j), (j) => store.set(`k${j}`, names[i]!)))
+      for (const [i, store] of stores.entries()) {
+        expect(yield* store.size).toBe(i + 1)
+        expect(yield* store.get("k0")).toEqual(Option.some(names[i]))
+      }
+      yield* stores[0]!.clear
+      expect(yield* stores[0]!.size).toBe(0)
+      for (const store of stores.slice(1)) expect(yield* store.isEmpty).toBe(false)
+    }))
+
+  pgTest("4 processes × 250 modify increments end at exactly 1000", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const worker = fileURLToPath(new URL("./fixtures/increment.ts", import.meta.url))
+      const root = path.resolve(path.dirname(worker), "../../../..")
+      const store = yield* PgStore.make({ url, table, namespace: "multi-process" })
+      yield* store.set("counter", "0")
+      const children = Array.from({ length: 4 }, () =>
+        spawn(
+          process.execPath,
+          ["--conditions=@durable-singleton/source", "--import", "tsx", worker, url, table, "250"],
+          { cwd: root, stdio: ["pipe", "pipe", "inherit"] }
+        ))
+      yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
+      const exited = children.map((child) => new Promise<number | null>((resolve) => child.on("exit", resolve)))
+      // All four contend from the same instant.
+      yield* Effect.promise(() =>
+        Promise.all(children.map((child, i) =>
+          new Promise<void>((resolve, reject) => {
+            let output = ""
+            child.stdout!.on("data", (chunk) => {
+              output += chunk
+              if (output.includes("ready")) resolve()
+            })
+            exited[i]!.then((code) => reject(new Error(`child exited with ${code} before it was ready`)))
+          })
+        ))
+      )
+      children.forEach((child) => child.stdin!.write("go\n"))
+      expect(yield* Effect.promise(() => Promise.all(exited))).toEqual([0, 0, 0, 0])
+      expect(yield* store.get("counter")).toEqual(Option.some("1000"))
+    }), 120_000)
+
+  pgTest("a hot key across clients: conflicts fall back to the row lock, no update lost, f called at most twice", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const clients = yield* Effect.forEach(Array.from({ length: 4 }), () => PgStore.make({ url, table, maxConnections: 8 }))
+      yield* clients[0]!.set("hot", "0")
+      let maxCalls = 0
+      yield* Effect.forEach(clients, (client) =>
+        Effect.forEach(Array.from({ length: 8 }), () =>
+          Effect.forEach(Array.from({ length: 25 }), () => {
+            let calls = 0
+            return Effect.tap(client.modify("hot", (n) => {
+              calls++
+              return increment(n)
+            }), () => Effect.sync(() => maxCalls = Math.max(maxCalls, calls)))
+          }, { discard: true }), { concurrency: "unbounded", discard: true }), { concurrency: "unbounded", discard: true })
+      expect(yield* clients[3]!.get("hot")).toEqual(Option.some(String(4 * 8 * 25)))
+      expect(maxCalls).toBeLessThanOrEqual(2)
+    }), 60_000)
+
+  pgTest("create-if-absent races across clients have exactly one winner", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const clients = yield* Effect.forEach(Array.from({ length: 6 }), () => PgStore.make({ url, table, maxConnections: 2 }))
+      for (let round = 0; round < 10; round++) {
+        const wins = yield* Effect.forEach(clients, (client, i) => client.setIfAbsent(`leader${round}`, `client ${i}`), {
+          concurrency: "unbounded"
+        })
+        expect(wins.filter((won) => won)).toHaveLength(1)
+        expect(yield* clients[0]!.get(`leader${round}`)).toEqual(Option.some(`client ${wins.indexOf(true)}`))
+      }
+    }), 60_000)
+
+  pgTest("concurrent start-up: 8 clients migrate one new schema and table at once", (url) =>
+    Effect.gen(function*() {
+      const schema = uniqueName("schema")
+      yield* Effect.addFinalizer(() => sql(url, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+      for (const table of ["first", "second"]) {
+        const stores = yield* Effect.forEach(
+          Array.from({ length: 8 }),
+          (_, i) => PgStore.make({ url, schema, table, namespace: `n${i}`, maxConnections: 1 }),
+          { concurrency: "unbounded" }
+        )
+        yield* Effect.forEach(stores, (store, i) => store.set("k", String(i)), { concurrency: "unbounded" })
+        const columns = yield* sql(
+          url,
+          "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+          [schema, table]
+        )
+        expect(columns.rows.map((r) => `${r.column_name} ${r.data_type}`)).toEqual([
+          "namespace bytea",
+          "key bytea",
+          "value bytea",
+          "version bigint",
+          "updated_at timestamp with time zone"
+        ])
+      }
+      // Idempotent: an existing table is used as it is.
+      const again = yield* PgStore.make({ url, schema, table: "first", namespace: "n3" })
+      expect(yield* again.get("k")).toEqual(Option.some("3"))
+    }), 60_000)
+
+  pgTest("identifiers, namespaces and options that could inject are rejected with BadArgument, and nothing is created", (url) =>
+    Effect.gen(function*() {
+      const before = yield* sql(url, "SELECT count(*)::int AS n FROM pg_class")
+      const bad: ReadonlyArray<PgStore.Options> = [
+        { table: `x"; DROP TABLE pg_class; --` },
+        { table: "a.b" },
+        { table: "1abc" },
+        { table: "" },
+        { table: "t".repeat(64) },
+        { table: "tablé" },
+        { table: "a b" },
+        { schema: `public"."x` },
+        { schema: "pg_catalog; --" },
+        { namespace: "\ud800" },
+        { namespace: "n".repeat(1025) },
+        { synchronousCommit: "off -c fsync=off" as "off" }
+      ]
+      for (const options of bad) {
+        const error = failureOf(yield* Effect.exit(PgStore.make({ url, ...options })))
+        expect(error?._tag, JSON.stringify(options)).toBe("BadArgument")
+      }
+      const after = yield* sql(url, "SELECT count(*)::int AS n FROM pg_class")
+      expect(after.rows[0].n).toBe(before.rows[0].n)
+    }))
+
+  pgTest("an existing table without the store's columns is refused with InvalidData; migrate: false needs the table", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      yield* sql(url, `CREATE TABLE "${table}" (namespace text, key text, value text, version bigint, updated_at timestamptz)`)
+      const wrong = failureOf(yield* Effect.exit(PgStore.make({ url, table })))
+      expect(systemReason(wrong)).toBe("InvalidData")
+      expect(wrong?.message).toMatch(/namespace bytea/)
+      const missing = failureOf(yield* Effect.exit(PgStore.make({ url, table: uniqueName("absent"), migrate: false })))
+      expect(systemReason(missing)).toBe("NotFound")
+    }))
+
+  pgTest("a value this store did not write fails with InvalidData and is left untouched", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const store = yield* PgStore.make({ url, table, namespace: "ns" })
+      yield* sql(url, `INSERT INTO "${table}" VALUES ($1, $2, $3, 1)`, [Buffer.from("ns"), Buffer.from("foreign"), Buffer.from([7, 1])])
+      for (const op of [store.get("foreign"), store.modify("foreign", increment)]) {
+        expect(systemReason(failureOf(yield* Effect.exit(op)))).toBe("InvalidData")
+      }
+      const row = yield* sql(url, `SELECT value FROM "${table}" WHERE key = $1`, [Buffer.from("foreign")])
+      expect(row.rows[0].value).toEqual(Buffer.from([7, 1]))
+    }))
+
+  pgTest("a defect in f fails only its own call and leaves no transaction open", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const store = yield* PgStore.make({ url, table, maxConnections: 2, applicationName: table })
+      yield* store.set("n", "0")
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) =>
+          Effect.exit(store.modify("n", (n) => {
+            if (i % 5 === 0) throw new Error("boom")
+            return increment(n)
+          })),
+        { concurrency: "unbounded" }
+      )
+      expect(exits.filter((exit) => Exit.isFailure(exit) && Cause.isDie(exit.cause))).toHaveLength(4)
+      expect(exits.filter(Exit.isSuccess)).toHaveLength(16)
+      expect(yield* store.get("n")).toEqual(Option.some("16"))
+      const open = yield* sql(
+        url,
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'",
+        [table]
+      )
+      expect(open.rows[0].n).toBe(0)
+    }))
+
+  pgTest("interrupted updates apply once or not at all, and leave no lock or transaction behind", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const store = yield* PgStore.make({ url, table, applicationName: table })
+      const other = yield* PgStore.make({ url, table })
+      yield* store.set("n", "0")
+      for (let round = 0; round < 5; round++) {
+        const fibers = yield* Effect.forEach(Array.from({ length: 100 }), () => Effect.fork(store.modify("n", increment)))
+        yield* Effect.sleep(`${round} millis`)
+        const interrupted = fibers.filter((_, i) => i % 2 === 1)
+        yield* Effect.forEach(interrupted, Fiber.interrupt, { concurrency: "unbounded", discard: true })
+        const exits = yield* Effect.forEach(fibers, Fiber.await)
+        const acknowledged = exits.filter(Exit.isSuccess).length
+        const before = Number(Option.getOrThrow(yield* other.get("n")))
+        yield* Effect.sleep("100 millis")
+        // Nothing is left running: another client updates at once and sees a stable value.
+        expect(yield* other.modify("n", (n) => n)).toEqual(Option.some(String(before)))
+        yield* other.set("n", "0")
+        expect(before).toBeGreaterThanOrEqual(acknowledged)
+        expect(before).toBeLessThanOrEqual(acknowledged + interrupted.length)
+      }
+      const sessions = yield* sql(
+        url,
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'",
+        [table]
+      )
+      expect(sessions.rows[0].n).toBe(0)
+      yield* store.set("n", "after")
+      expect(yield* store.get("n")).toEqual(Option.some("after"))
+    }), 60_000)
+
+  pgTest("statement timeout: a write blocked past statementTimeout fails with TimedOut, then the store carries on", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const store = yield* PgStore.make({ url, table, statementTimeout: "200 millis", maxConnections: 1 })
+      yield* store.set("k", "0")
+      const locker = yield* rawClient(url)
+      yield* Effect.promise(() => locker.query(`BEGIN; SELECT * FROM "${table}" FOR UPDATE`))
+      for (const op of [store.modify("k", increment), store.set("k", "x")]) {
+        const error = failureOf(yield* Effect.exit(op))
+        expect(systemReason(error)).toBe("TimedOut")
+        expect(driverError(error).code).toBe("57014")
+      }
+      yield* Effect.promise(() => locker.query("ROLLBACK"))
+      expect(yield* store.modify("k", increment)).toEqual(Option.some("1"))
+    }))
+
+  pgTest("a row-lock transaction left idle past lockIdleTimeout is aborted by the server: nothing written, lock released", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const store = yield* PgStore.make({ url, table, lockIdleTimeout: "300 millis" })
+      const other = yield* PgStore.make({ url, table })
+      yield* store.set("k", "0")
+      // A concurrent writer holding the row makes the compare-and-set conflict, so the second
+      // call of f runs under the row lock; it then blocks this process for longer than the
+      // timeout, as a frozen process would.
+      const locker = yield* rawClient(url)
+      yield* Effect.promise(() => locker.query(`BEGIN; SELECT * FROM "${table}" FOR UPDATE`))
+      let calls = 0
+      const modify = yield* Effect.fork(store.modify("k", (n) => {
+        if (++calls === 2) {
+          const until = Date.now() + 1000
+          while (Date.now() < until) {
+            // frozen
+          }
+        }
+        return n + "!"
+      }))
+      yield* Effect.sleep("100 millis")
+      yield* Effect.promise(() => locker.query(`UPDATE "${table}" SET version = version + 1; COMMIT`))
+      const error = failureOf(yield* Fiber.await(modify))
+      expect(calls).toBe(2)
+      expect(error?._tag).toBe("SystemError")
+      expect(yield* other.modify("k", (n) => n + "?")).toEqual(Option.some("0?"))
+      expect(yield* store.modify("k", (n) => n + "!")).toEqual(Option.some("0?!"))
+    }))
+
+  pgTest("a closed store fails with BadResource and its pool is ended", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const store = yield* Effect.scoped(PgStore.make({ url, table, applicationName: table }))
+      for (const op of [store.get("k"), store.set("k", "v"), store.modify("k", increment), store.size, store.clear]) {
+        expect(systemReason(failureOf(yield* Effect.exit(op)))).toBe("BadResource")
+      }
+      yield* Effect.sleep("200 millis")
+      const sessions = yield* sql(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [table])
+      expect(sessions.rows[0].n).toBe(0)
+    }))
+
+  pgTest("layerConfig reads its options from Config", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const layer = PgStore.layerConfig({
+        url: Config.redacted("DATABASE_URL"),
+        table: Config.string("STORE_TABLE"),
+        namespace: Config.string("STORE_NAMESPACE")
+      }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+        new Map([["DATABASE_URL", url], ["STORE_TABLE", table], ["STORE_NAMESPACE", "configured"]])
+      ))))
+      yield* Effect.provide(Effect.flatMap(Store.Store, (store) => store.set("k", "v")), layer)
+      const row = yield* sql(url, `SELECT 1 FROM "${table}" WHERE namespace = $1 AND key = $2`, [Buffer.from("configured"), Buffer.from("k")])
+      expect(row.rows).toHaveLength(1)
+      const missing = yield* Effect.exit(Layer.build(PgStore.layerConfig({ url: Config.redacted("DATABASE_URL") }).pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))
+      )))
+      expect(Exit.isFailure(missing)).toBe(true)
+    }))
+
+  pgTest("layerFromClient runs on the application's pool, outside its transactions, whatever its type parsers", (url) =>
+    Effect.gen(function*() {
+      const tables = [yield* uniqueTable(url), yield* uniqueTable(url)] as const
+      // The application parses bigint and bytea its own way: the store must not care.
+      const pool = new Pg.Pool({
+        connectionString: url,
+        max: 2,
+        types: {
+          getTypeParser: (oid: number, format?: string) =>
+            oid === 20 ? BigInt : oid === 17 ? () => "not bytes" : Pg.types.getTypeParser(oid, format as "text")
+        } as Pg.CustomTypesConfig
+      })
+      let acquisitions = 0
+      pool.on("acquire", () => acquisitions++)
+      const context = yield* Layer.build(PgClient.layerFromPool({
+        acquire: Effect.acquireRelease(Effect.succeed(pool), (pool) => Effect.promise(() => pool.end()))
+      }))
+      const layer = PgStore.layerFromClient({ table: tables[0], namespace: "a" }).pipe(
+        Layer.provideMerge(Layer.succeedContext(context))
+      )
+      yield* Effect.gen(function*() {
+        const store = yield* Store.Store
+        // A second store on another table, on the same connections: its prepared statements
+        // have other names.
+        const second = yield* PgStore.fromClient({ table: tables[1], namespace: "a" })
+        const sqlClient = yield* SqlClient.SqlClient
+        yield* store.set("n", "0")
+        yield* second.set("n", "10")
+        const before = acquisitions
+        yield* Effect.forEach(
+          Array.from({ length: 20 }),
+          () => Effect.zip(store.modify("n", increment), second.modify("n", increment)),
+          { concurrency: 4, discard: true }
+        )
+        expect(acquisitions - before).toBe(40)
+        expect(yield* store.get("n")).toEqual(Option.some("20"))
+        expect(yield* second.get("n")).toEqual(Option.some("30"))
+        // The store's writes are its own: a rolled-back application transaction does not undo them.
+        yield* Effect.exit(sqlClient.withTransaction(Effect.zipRight(store.set("t", "kept"), Effect.fail("rollback"))))
+        expect(yield* store.get("t")).toEqual(Option.some("kept"))
+        expect(pool.totalCount).toBeLessThanOrEqual(2)
+      }).pipe(Effect.provide(layer))
+    }))
+})
+
+describe("PgStore failures (a private PostgreSQL server per test)", () => {
+  pgTest("connection refused: make fails with a SystemError carrying the SqlError and the driver's error", () =>
+    Effect.gen(function*() {
+      const port = yield* PrivatePostgres.freePort
+      const error = failureOf(yield* Effect.exit(PgStore.make({ url: `postgres://postgres@127.0.0.1:${port}/postgres` })))
+      expect(error?._tag).toBe("SystemError")
+      expect(error?.message).toMatch(/ECONNREFUSED/)
+      expect(driverError(error).code).toBe("ECONNREFUSED")
+    }))
+
+  pgTest("the server shuts down mid-operation: operations fail with a PlatformError, and the pool recovers when it is back", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivatePostgres.make
+      const store = yield* PgStore.make({ url: server.url, table: "shutdown" })
+      yield* store.set("n", "0")
+      // Blocked behind another session's row lock when the server goes down.
+      const locker = yield* rawClient(server.url)
+      yield* Effect.promise(() => locker.query(`BEGIN; SELECT * FROM shutdown FOR UPDATE`))
+      const inFlight = yield* Effect.fork(Effect.exit(store.modify("n", increment)))
+      const inFlightSet = yield* Effect.fork(Effect.exit(store.set("n", "x")))
+      yield* Effect.sleep("200 millis")
+      yield* server.stop
+      for (const exit of [yield* Fiber.join(inFlight), yield* Fiber.join(inFlightSet)]) {
+        const error = failureOf(exit)
+        expect(error?._tag).toBe("SystemError")
+        expect(systemReason(error)).toBe("UnexpectedEof")
+      }
+      // While it is down: a clear failure, not a hang.
+      const down = failureOf(yield* Effect.exit(store.get("n")))
+      expect(down?._tag).toBe("SystemError")
+      expect(driverError(down).code).toBe("ECONNREFUSED")
+      yield* server.start
+      expect(yield* store.modify("n", increment)).toEqual(Option.some("1"))
+      expect(yield* store.get("n")).toEqual(Option.some("1"))
+    }), 60_000)
+
+  pgTest("a frozen server with queryTimeout: operations fail with TimedOut instead of hanging, then work again", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivatePostgres.make
+      const store = yield* PgStore.make({ url: server.url, table: "frozen", queryTimeout: "300 millis" })
+      yield* store.set("k", "v")
+      yield* server.freeze
+      for (const op of [store.modify("k", (v) => v + "!"), store.get("k")]) {
+        expect(systemReason(failureOf(yield* Effect.exit(op)))).toBe("TimedOut")
+      }
+      yield* server.thaw
+      expect(yield* store.modify("k", (v) => v + "!")).toEqual(Option.some("v!"))
+    }), 60_000)
+})
