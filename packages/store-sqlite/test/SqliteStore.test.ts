@@ -8,7 +8,7 @@ import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
-import { Cause, Config, ConfigError, ConfigProvider, type Duration, Effect, Exit, Option } from "effect"
+import { Cause, Config, ConfigError, ConfigProvider, type Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -165,6 +165,25 @@ describe("SqliteStore (own connection)", () => {
       expect(yield* store.get("k")).toEqual(Option.some("0"))
       expect(yield* store.has("new")).toBe(false)
       expect(yield* store.modify("k", increment)).toEqual(Option.some("1"))
+    }).pipe(Effect.scoped))
+
+  it.live("closing the store stops an operation waiting for the lock: BadResource, not a defect or a wait", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      const holder = new Database(filename)
+      yield* Effect.addFinalizer(() => Effect.sync(() => holder.close()))
+      const scope = yield* Scope.make()
+      const store = yield* Scope.extend(SqliteStore.make({ filename }), scope)
+      holder.prepare("BEGIN IMMEDIATE").run()
+      const waiting = yield* Effect.fork(store.set("k", "v"))
+      yield* Effect.sleep("50 millis")
+      const started = performance.now()
+      yield* Scope.close(scope, Exit.void)
+      const failure = failureOf(yield* Fiber.await(waiting))
+      expect(failure).toMatchObject({ _tag: "SystemError", reason: "BadResource" })
+      expect(performance.now() - started).toBeLessThan(1000)
+      holder.prepare("ROLLBACK").run()
+      expect(holder.prepare("SELECT count(*) FROM durable_singleton_kv").pluck().get()).toBe(0)
     }).pipe(Effect.scoped))
 
   it.live("waits for a lock released within retryBusyFor, then writes exactly once", () =>

@@ -33,10 +33,11 @@ export interface Config {
 export const make = (config: Config): Effect.Effect<Store.Backend, PlatformError.PlatformError, Scope.Scope> =>
   Effect.gen(function*() {
     const { busy, namespace } = config
+    const makeMethod = "SqliteStore.make"
     const db = yield* Effect.acquireRelease(
       Effect.try({
         try: () => new Database(config.filename, { timeout: config.busyTimeoutMs }),
-        catch: (cause) => toPlatformError("make", cause)
+        catch: (cause) => toPlatformError(makeMethod, cause)
       }),
       (db) => Effect.sync(() => db.close())
     )
@@ -62,11 +63,11 @@ export const make = (config: Config): Effect.Effect<Store.Backend, PlatformError
     // file at once can be busy here. CREATE TABLE IF NOT EXISTS inside BEGIN IMMEDIATE makes
     // concurrent creation serialise instead of racing on the schema.
     const sql = Schema.statements(config.table)
-    yield* op("make", () => db.pragma("journal_mode = WAL"))
-    yield* op("make", () => db.pragma(`synchronous = ${config.synchronous}`))
-    yield* op("make", () => db.transaction(() => db.exec(sql.createTable)).immediate())
+    yield* op(makeMethod, () => db.pragma("journal_mode = WAL"))
+    yield* op(makeMethod, () => db.pragma(`synchronous = ${config.synchronous}`))
+    yield* op(makeMethod, () => db.transaction(() => db.exec(sql.createTable)).immediate())
 
-    const prepared = yield* op("make", () => ({
+    const prepared = yield* op(makeMethod, () => ({
       select: db.prepare<[string, string], unknown>(sql.select).pluck(),
       exists: db.prepare<[string, string], unknown>(sql.exists).pluck(),
       count: db.prepare<[string], number>(sql.count).pluck(),

@@ -44,9 +44,10 @@ export const make = (
 ): Effect.Effect<Store.Backend, PlatformError.PlatformError, SqliteClient.SqliteClient | Scope.Scope> =>
   Effect.gen(function*() {
     const { busy, namespace } = config
+    const makeMethod = "SqliteStore.makeSqlClient"
     const sql = yield* SqliteClient.SqliteClient
     // The client's single connection: an ambient transaction on it is one this store can join.
-    const connection = yield* Effect.mapError(Effect.scoped(sql.reserve), (cause) => toPlatformError("make", cause))
+    const connection = yield* Effect.mapError(Effect.scoped(sql.reserve), (cause) => toPlatformError(makeMethod, cause))
     const lifetime = yield* Effect.acquireRelease(
       Effect.sync(() => ({ closed: false })),
       (lifetime) =>
@@ -104,9 +105,9 @@ export const make = (
     const select = (key: string) => Effect.flatMap(query<{ readonly value: unknown }>(text.select, namespace, key), decode)
 
     if (config.busyTimeoutMs !== undefined) {
-      yield* run("make", query(`PRAGMA busy_timeout = ${config.busyTimeoutMs}`), { transaction: false })
+      yield* run(makeMethod, query(`PRAGMA busy_timeout = ${config.busyTimeoutMs}`), { transaction: false })
     }
-    yield* run("make", query(text.createTable), { transaction: true })
+    yield* run(makeMethod, query(text.createTable), { transaction: true })
 
     return {
       namespace,
