@@ -13,6 +13,10 @@
  *   assign (e.g. a pod ordinal), validated: an id outside 0..1023 fails with
  *   {@link InvalidMachineId} instead of wrapping silently into someone else's.
  *
+ * Measured limit of the cluster's own generator (used by {@link next}): drawing more than 8192
+ * ids within one millisecond on one runner repeats ids (its sequence wraps once it runs ahead of
+ * the clock). The configured generator here does not have that flaw.
+ *
  * @example
  * ```ts
  * import { Snowflake } from "@durable-singleton/core"
@@ -80,15 +84,43 @@ export const next: Effect.Effect<ClusterSnowflake.Snowflake, never, Sharding.Sha
 )
 
 /**
- * A generator with the given machine id (clock: the Effect `Clock`).
+ * A generator with the given machine id (clock: the Effect `Clock`), implementing
+ * `@effect/cluster`'s `Snowflake.Generator`. Unlike the cluster's own generator (0.60.2), it
+ * never repeats an id when more than 8192 are drawn within one millisecond: once ahead of the
+ * clock it still moves to the next millisecond when the 4096 sequence numbers of the current one
+ * are used up. If the clock goes back, ids keep growing from where they were.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeGenerator = (id: number): Effect.Effect<ClusterSnowflake.Snowflake.Generator, InvalidMachineId> =>
   Effect.flatMap(machineId(id), (validated) =>
-    Effect.flatMap(ClusterSnowflake.makeGenerator, (generator) =>
-      Effect.as(generator.setMachineId(validated), generator)))
+    Effect.map(Effect.clock, (clock): ClusterSnowflake.Snowflake.Generator => {
+      let current = validated
+      let sequence = 0
+      let millis = Math.floor(clock.unsafeCurrentTimeMillis())
+      return {
+        setMachineId: (next) =>
+          Number.isSafeInteger(next) && next >= 0 && next <= maxMachineId
+            ? Effect.sync(() => {
+              current = next
+            })
+            : Effect.logWarning(new InvalidMachineId({ machineId: next }).message + ": machine id left unchanged"),
+        unsafeNext: () => {
+          const now = Math.floor(clock.unsafeCurrentTimeMillis())
+          if (now > millis) {
+            millis = now
+            sequence = 0
+          } else if (sequence >= sequencesPerMillisecond) {
+            millis++
+            sequence = 0
+          }
+          return ClusterSnowflake.make({ machineId: current, sequence: sequence++, timestamp: millis })
+        }
+      }
+    }))
+
+const sequencesPerMillisecond = 4096
 
 /**
  * Provides `@effect/cluster`'s `Snowflake.Generator` with a configured machine id.

@@ -58,7 +58,6 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -194,7 +193,6 @@ export const make = <E = never>(options: Options<E>): Effect.Effect<TestCluster<
     const clock = yield* simulation.install
     const storage = options.storage ?? MemoryStore.makeStorage()
     const namespace = options.namespace ?? "default"
-    const kitScope = yield* Effect.scope
     const shardLockExpiration = Duration.decode(options.shardLockExpiration ?? Duration.seconds(4))
     const shared = yield* Layer.build(Layer.mergeAll(
       Layer.effect(RunnerStorage.RunnerStorage, lockingRunnerStorage.make(Duration.toMillis(shardLockExpiration))),
@@ -245,7 +243,9 @@ export const make = <E = never>(options: Options<E>): Effect.Effect<TestCluster<
       Effect.gen(function*() {
         const runner = stateOf(name)
         if (Option.isSome(runner.running)) return
-        const scope = yield* Scope.fork(kitScope, ExecutionStrategy.sequential)
+        // Not a child of the kit's scope: closing that must go through `stop`, which keeps the
+        // clock moving while the runner's finalizers run.
+        const scope = yield* Scope.make()
         const context = yield* Effect.onError(
           Layer.buildWithScope(runnerLayer(runner), scope),
           (cause) => Scope.close(scope, Exit.failCause(cause))
