@@ -33,11 +33,10 @@
  *   Effect.gen(function*() {
  *     const cluster = yield* TestKit.make({ layer: Counter, runners: ["a", "b"] })
  *     yield* cluster.advance("10 seconds")
- *     const leader = cluster.owners(Counter.name)[0]!
- *     yield* cluster.stop(leader)
+ *     yield* cluster.stop(cluster.owners(Counter.name)[0]!) // graceful: another runner takes over
  *     yield* cluster.advance("10 seconds")
- *     const count = yield* TestKit.stateOf(cluster, Counter)
- *     // Option.some(n): every increment acknowledged by either leader is there
+ *     const stored = Option.getOrThrow(yield* TestKit.stateOf(cluster, Counter))
+ *     // stored.epoch === 2, stored.state: every increment acknowledged by either leader
  *   }))
  * ```
  *
