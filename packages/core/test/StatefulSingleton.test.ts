@@ -103,6 +103,37 @@ describe("StatefulSingleton", () => {
       expect(reasonOf(yield* Effect.exit(intruder.update((n) => n + 1)))).toBe("LeaderHandoffFailed")
     }))
 
+  it.scoped("a superseded run that swallows the rejection is interrupted anyway", () =>
+    Effect.gen(function*() {
+      const name = "swallowing-run"
+      const attempts: Array<number> = []
+      let finalized = 0
+      const singleton = StatefulSingleton.make({
+        name,
+        schema: Schema.Number,
+        initial: 0,
+        stepDown: "1 hour",
+        run: (state) =>
+          Effect.gen(function*() {
+            yield* Effect.addFinalizer(() => Effect.sync(() => finalized++))
+            while (true) {
+              attempts.push(yield* Clock.currentTimeMillis)
+              yield* Effect.ignore(state.update((n) => n + 1))
+              yield* Effect.sleep("1 second")
+            }
+          })
+      })
+      const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"] })
+      yield* cluster.advance("3 seconds")
+      yield* on(cluster.store, singleton.state.claim({ holder: "intruder" }))
+      yield* cluster.advance("2 seconds")
+      const stopped = attempts.length
+      yield* cluster.advance("1 minute")
+      expect(attempts.length).toBe(stopped)
+      expect(finalized).toBe(1)
+      expect(yield* count(SingletonMetrics.executionsOf(name, "superseded"))).toBe(1)
+    }))
+
   it.scoped("a frozen leader's late write reaches the store after the takeover and is rejected; it stops", () =>
     Effect.gen(function*() {
       const name = "frozen-leader"
