@@ -162,15 +162,39 @@ export const layer = (
   Store.layer(makeBackend(options))
 
 /**
- * {@link layer} with options read from `Config`, e.g. `{ url: Config.redacted("DATABASE_URL") }`.
+ * {@link layer} with options read from `Config`. By default: `DATABASE_URL` (required),
+ * `PG_STORE_NAMESPACE`, `PG_STORE_SCHEMA` and `PG_STORE_TABLE` (optional).
+ *
+ * @example
+ * ```ts
+ * import { PgStore } from "@durable-singleton/store-postgres"
+ * import { Config } from "effect"
+ *
+ * const fromEnv = PgStore.layerConfig()
+ *
+ * const custom = PgStore.layerConfig({
+ *   url: Config.redacted("BILLING_DATABASE_URL"),
+ *   namespace: Config.succeed("billing"),
+ *   maxConnections: Config.integer("BILLING_POOL_SIZE").pipe(Config.withDefault(4))
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<Options>
+  config: Config.Config.Wrap<Options> = defaultConfig
 ): Layer.Layer<Store.Store | KeyValueStore.KeyValueStore, ConfigError.ConfigError | PlatformError.PlatformError> =>
   Store.layer(Effect.flatMap(Config.unwrap(config), makeBackend))
+
+const optionalString = (name: string) => Config.string(name).pipe(Config.withDefault(undefined))
+
+const defaultConfig: Config.Config.Wrap<Options> = {
+  url: Config.redacted("DATABASE_URL"),
+  namespace: optionalString("PG_STORE_NAMESPACE"),
+  schema: optionalString("PG_STORE_SCHEMA"),
+  table: optionalString("PG_STORE_TABLE")
+}
 
 /**
  * Provides `Store.Store` and the platform `KeyValueStore` on the application's `PgClient`

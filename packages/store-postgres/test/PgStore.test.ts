@@ -7,8 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Config, ConfigProvider, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
-import type * as Scope from "effect/Scope"
+import { Cause, Config, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
 import { spawn } from "node:child_process"
 import { randomBytes, randomUUID } from "node:crypto"
 import * as path from "node:path"
@@ -453,22 +452,39 @@ describe("PgStore", () => {
       expect(sessions.rows[0].n).toBe(0)
     }))
 
-  pgTest("layerConfig reads its options from Config", (url) =>
+  pgTest("layerConfig reads DATABASE_URL and PG_STORE_* by default, or the Config it is given", (url) =>
     Effect.gen(function*() {
       const table = yield* uniqueTable(url)
-      const layer = PgStore.layerConfig({
-        url: Config.redacted("DATABASE_URL"),
-        table: Config.string("STORE_TABLE"),
-        namespace: Config.string("STORE_NAMESPACE")
-      }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
-        new Map([["DATABASE_URL", url], ["STORE_TABLE", table], ["STORE_NAMESPACE", "configured"]])
-      ))))
-      yield* Effect.provide(Effect.flatMap(Store.Store, (store) => store.set("k", "v")), layer)
-      const row = yield* sql(url, `SELECT 1 FROM "${table}" WHERE namespace = $1 AND key = $2`, [Buffer.from("configured"), Buffer.from("k")])
-      expect(row.rows).toHaveLength(1)
-      const missing = yield* Effect.exit(Layer.build(PgStore.layerConfig({ url: Config.redacted("DATABASE_URL") }).pipe(
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))
-      )))
+      const schema = uniqueName("schema")
+      yield* Effect.addFinalizer(() => sql(url, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+      const withConfig = (layer: Layer.Layer<Store.Store, unknown>, entries: ReadonlyArray<[string, string]>) =>
+        layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(entries)))))
+      const setK = Effect.flatMap(Store.Store, (store) => store.set("k", "v"))
+      yield* Effect.provide(
+        setK,
+        withConfig(PgStore.layerConfig(), [
+          ["DATABASE_URL", url],
+          ["PG_STORE_SCHEMA", schema],
+          ["PG_STORE_TABLE", table],
+          ["PG_STORE_NAMESPACE", "from-env"]
+        ])
+      )
+      yield* Effect.provide(
+        setK,
+        withConfig(
+          PgStore.layerConfig({
+            url: Config.redacted("APP_DB"),
+            table: Config.succeed(table),
+            namespace: Config.string("APP_NS")
+          }),
+          [["APP_DB", url], ["APP_NS", "custom"]]
+        )
+      )
+      const inSchema = yield* sql(url, `SELECT namespace FROM "${schema}"."${table}"`)
+      expect(inSchema.rows.map((r) => r.namespace)).toEqual([Buffer.from("from-env")])
+      const inPublic = yield* sql(url, `SELECT namespace FROM "${table}"`)
+      expect(inPublic.rows.map((r) => r.namespace)).toEqual([Buffer.from("custom")])
+      const missing = yield* Effect.exit(Layer.build(withConfig(PgStore.layerConfig(), [])))
       expect(Exit.isFailure(missing)).toBe(true)
     }))
 
@@ -514,6 +530,23 @@ describe("PgStore", () => {
         expect(yield* store.get("t")).toEqual(Option.some("kept"))
         expect(pool.totalCount).toBeLessThanOrEqual(2)
       }).pipe(Effect.provide(layer))
+    }))
+
+  pgTest("fromClient: an operation interrupted while waiting for the application's connection does not leak it", (url) =>
+    Effect.gen(function*() {
+      const table = yield* uniqueTable(url)
+      const context = yield* pgClient(url, { maxConnections: 1 })
+      const sqlClient = Context.get(context, PgClient.PgClient)
+      const store = yield* Effect.provide(PgStore.fromClient({ table }), context)
+      // The application holds the pool's only connection; the store's operation waits for it.
+      const held = yield* Scope.make()
+      yield* Scope.extend(sqlClient.reserve, held)
+      const waiting = yield* Effect.fork(store.set("k", "interrupted"))
+      yield* Effect.sleep("100 millis")
+      yield* Fiber.interrupt(waiting)
+      yield* Scope.close(held, Exit.void)
+      expect(yield* store.set("k", "after").pipe(Effect.timeout("5 seconds"), Effect.exit)).toEqual(Exit.void)
+      expect(yield* store.get("k")).toEqual(Option.some("after"))
     }))
 })
 
