@@ -266,8 +266,8 @@ export const make = <E, R, A = null, I = null>(
       if (claimed._tag === "Left") return yield* failed("cannot claim the state", claimed.left)
       const lease = claimed.right
       yield* instrument.seedGauge(name, lease)
-      const superseded = yield* Deferred.make<void>()
-      const handle = instrument.lease(lease, Deferred.complete(superseded, Effect.void).pipe(Effect.asVoid))
+      const superseded = yield* Deferred.make<SingletonError>()
+      const handle = instrument.lease(lease, (error) => Deferred.succeed(superseded, error))
       const context = SingletonContext.SingletonContext.of({
         name,
         kind: "cron",
@@ -293,7 +293,10 @@ export const make = <E, R, A = null, I = null>(
       const finished = yield* Clock.currentTimeMillis
       yield* Metric.update(SingletonMetrics.executionDurationOf(name), (finished - started) / 1000)
       const supersededBy = "another execution claimed the state: stopping"
-      if (exit === "superseded" || !(yield* lease.isCurrent)) return yield* failed(supersededBy, lease.epoch, "superseded")
+      if (exit === "superseded" || !(yield* lease.isCurrent)) {
+        const error = yield* Deferred.poll(superseded)
+        return yield* failed(supersededBy, Option.isSome(error) ? yield* error.value : lease.epoch, "superseded")
+      }
       if (Exit.isFailure(exit)) return yield* failed("tick failed", exit.cause)
       const beat = yield* Effect.either(handle.heartbeat)
       if (beat._tag === "Left") {

@@ -126,8 +126,6 @@ export const make = <A, I, E = never, R = never>(
   const stepDown = options.stepDown ?? Duration.seconds(30)
   const every = options.every
 
-  type Ending = "superseded" | "parked"
-
   const program = Effect.gen(function*() {
     const sharding = yield* Sharding.Sharding
     const shardId = sharding.getShardId(EntityId.make(name), shardGroup)
@@ -167,8 +165,8 @@ export const make = <A, I, E = never, R = never>(
 
     const lead = (lease: FencedState.Lease<A>) =>
       Effect.gen(function*() {
-        const superseded = yield* Deferred.make<void>()
-        const handle = instrument.lease(lease, Deferred.complete(superseded, Effect.void).pipe(Effect.asVoid))
+        const superseded = yield* Deferred.make<SingletonError.SingletonError>()
+        const handle = instrument.lease(lease, (error) => Deferred.succeed(superseded, error))
         const context = SingletonContext.SingletonContext.of({
           name,
           kind: "singleton",
@@ -189,7 +187,11 @@ export const make = <A, I, E = never, R = never>(
 
         const steppingDown = Effect.gen(function*() {
           yield* Metric.increment(SingletonMetrics.executionsOf(name, "superseded"))
-          yield* Effect.logWarning("another leader claimed the state: stepping down")
+          const error = yield* Deferred.poll(superseded)
+          yield* Effect.logWarning(
+            "another leader claimed the state: stepping down",
+            ...(Option.isSome(error) ? [yield* error.value] : [])
+          )
           return "superseded" as const
         })
 
@@ -242,7 +244,7 @@ export const make = <A, I, E = never, R = never>(
 
     while (true) {
       const lease = yield* claim
-      const ending: Ending = Option.isSome(lease) ? yield* lead(lease.value) : "parked"
+      const ending = Option.isSome(lease) ? yield* lead(lease.value) : "parked"
       if (ending === "parked") {
         yield* Effect.sleep(parkedRecheck)
         continue

@@ -34,11 +34,11 @@ export const counted = <A, R>(
  */
 export const lease = <A>(
   lease: FencedState.Lease<A>,
-  onSuperseded: Effect.Effect<void>
+  onSuperseded: (error: SingletonError) => Effect.Effect<unknown>
 ): FencedState.Lease<A> => {
   const op = <B>(operation: SingletonMetrics.Operation, effect: Effect.Effect<B, SingletonError>) =>
     counted(lease.name, operation, effect).pipe(
-      Effect.tapError((error) => error.reason === "LeaderHandoffFailed" ? onSuperseded : Effect.void)
+      Effect.tapError((error) => error.reason === "LeaderHandoffFailed" ? onSuperseded(error) : Effect.void)
     )
   return {
     name: lease.name,
