@@ -16,7 +16,7 @@
  *
  * Standalone (REDIS_URL must point at a server; `bash scripts/servers.sh start redis`):
  *   node --conditions=@durable-singleton/source --import tsx packages/store-redis/bench/redis.bench.ts
- *   (options: --warmup=<ms> --duration=<ms>)
+ *   (options: --warmup=<ms> --duration=<ms> --rounds=<n> --processes-only)
  */
 import { RedisStore } from "@durable-singleton/store-redis"
 import { Effect, Option } from "effect"
@@ -37,6 +37,13 @@ export interface Options {
   readonly durationMs?: number
   /** Processes in the multi-process run (default 4; 0 skips it). */
   readonly processes?: number
+  /**
+   * Each in-process cell measures raw and ours this many times, alternating, and reports the
+   * median of each (default 3): the machine is shared, and single runs swing.
+   */
+  readonly rounds?: number
+  /** Run the in-process cells (default true). */
+  readonly inProcess?: boolean
 }
 
 const spread = 1000
@@ -113,10 +120,14 @@ const measure = async (url: string, prefix: string, method: Method, window: Wind
   if (method === "ours") {
     const measurement = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const store = yield* RedisStore.make({ url, prefix, namespace })
-      return yield* measureEffect(window, () =>
-        Effect.map(store.modify(pick(), increment), (next: Option.Option<string>) => {
+      return yield* measureEffect(window, () => {
+        // Our retries: `f` runs once per compare-and-set attempt.
+        let calls = 0
+        return Effect.map(store.modify(pick(), (n) => (calls++, increment(n))), (next: Option.Option<string>) => {
           if (Option.isSome(next)) acked++
-        }))
+          return calls - 1
+        })
+      })
     })))
     return { measurement, acked }
   }
@@ -141,12 +152,27 @@ const measureCell = async (url: string, method: Method, window: Window, keys: Ce
   }
 }
 
+const median = (runs: ReadonlyArray<{ readonly measurement: Measurement; readonly exact: boolean }>) => {
+  const sorted = [...runs].sort((a, b) => a.measurement.opsPerSec - b.measurement.opsPerSec)
+  return { measurement: sorted[Math.floor(sorted.length / 2)]!.measurement, exact: runs.every((run) => run.exact) }
+}
+
 const inProcessRows = async (url: string, options: Required<Omit<Options, "url">>): Promise<Array<Row>> => {
   const rows: Array<Row> = []
   for (const cell of cells) {
     const window = { concurrency: cell.concurrency, warmupMs: options.warmupMs, durationMs: options.durationMs }
-    const baseline = await measureCell(url, "raw", window, cell.keys)
-    const ours = await measureCell(url, "ours", window, cell.keys)
+    const raws: Array<{ measurement: Measurement; exact: boolean }> = []
+    const ourRuns: Array<{ measurement: Measurement; exact: boolean }> = []
+    for (let round = 0; round < options.rounds; round++) {
+      // Alternate the order, so that a drift in the machine's load favours neither side.
+      const order: ReadonlyArray<"raw" | "ours"> = round % 2 === 0 ? ["raw", "ours"] : ["ours", "raw"]
+      for (const method of order) {
+        const run = await measureCell(url, method, window, cell.keys)
+        ;(method === "raw" ? raws : ourRuns).push(run)
+      }
+    }
+    const baseline = median(raws)
+    const ours = median(ourRuns)
     const lowerBound = await measureCell(url, "incr", window, cell.keys)
     rows.push({
       store: "redis",
@@ -182,10 +208,13 @@ const child = async (method: "ours" | "raw", url: string, prefix: string, window
     measurement = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const store = yield* RedisStore.make({ url, prefix, namespace })
       yield* Effect.promise(go)
-      return yield* measureEffect(window, () =>
-        Effect.map(store.modify("bench:hot", increment), () => {
+      return yield* measureEffect(window, () => {
+        let calls = 0
+        return Effect.map(store.modify("bench:hot", (n) => (calls++, increment(n))), () => {
           acked++
-        }))
+          return calls - 1
+        })
+      })
     })))
   } else {
     measurement = await withClient(url, async (client) => {
@@ -279,14 +308,15 @@ export const run = async (options: Options = {}): Promise<ReadonlyArray<Row>> =>
   if (url === undefined || url === "") {
     throw new Error("redis benchmark: REDIS_URL is not set (bash scripts/servers.sh start redis)")
   }
-  const resolved = { warmupMs: 1000, durationMs: 5000, processes: 4, ...options }
-  const rows = await inProcessRows(url, resolved)
+  const resolved = { warmupMs: 1000, durationMs: 3000, processes: 4, rounds: 3, inProcess: true, ...options }
+  const rows = resolved.inProcess ? await inProcessRows(url, resolved) : []
   if (resolved.processes > 0) rows.push(await multiProcessRow(url, resolved))
   return rows
 }
 
 const checkTargets = (rows: ReadonlyArray<Row>): string => {
   const single = rows.filter((r) => r.variant === "")
+  if (single.length === 0) return ""
   const hot = (concurrency: number) => single.find((r) => r.cell.keys === "hot" && r.cell.concurrency === concurrency)!
   const hotScaling = hot(8).ours.opsPerSec / hot(1).ours.opsPerSec
   const checks: ReadonlyArray<readonly [string, boolean]> = [
@@ -319,7 +349,13 @@ const main = async (argv: ReadonlyArray<string>) => {
     const value = argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1]
     return value === undefined ? {} : { [`${name}Ms`]: Number(value) }
   }
-  const rows = await run({ ...flag("warmup"), ...flag("duration") })
+  const rounds = argv.find((a) => a.startsWith("--rounds="))?.split("=")[1]
+  const rows = await run({
+    ...flag("warmup"),
+    ...flag("duration"),
+    ...(rounds === undefined ? {} : { rounds: Number(rounds) }),
+    ...(argv.includes("--processes-only") ? { inProcess: false } : {})
+  })
   console.log(formatTable(rows))
   const multi = rows.find((r) => r.variant !== "")
   if (multi !== undefined) console.log("\n" + formatProcesses(multi))

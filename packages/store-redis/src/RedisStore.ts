@@ -226,9 +226,23 @@ const makeBackend = (
   const redisKey = (key: string) => keySpace.keyPrefix + key
   const closedError = (method: string) =>
     Store.systemError(method, undefined, { reason: "BadResource", description: "the store is closed" })
-  const send = <A>(command: () => Promise<A>) => connection.send(command)
+  // One command; `onReply` maps its reply to the result (or a failure).
+  const command = <A, B>(
+    method: string,
+    run: () => Promise<A>,
+    onReply: (reply: A) => Effect.Effect<B, PlatformError.PlatformError>
+  ): Effect.Effect<B, PlatformError.PlatformError> =>
+    Effect.async((resume) => {
+      if (state.closed) return resume(Effect.fail(closedError(method)))
+      connection.send(
+        run,
+        (reply) => resume(onReply(reply)),
+        (error) => resume(Effect.fail(toPlatformError(method, error)))
+      )
+    })
 
-  const request = <A>(method: string, run: () => Promise<A>): Effect.Effect<A, PlatformError.PlatformError> =>
+  // Several commands, written as a promise.
+  const commands = <A>(method: string, run: () => Promise<A>): Effect.Effect<A, PlatformError.PlatformError> =>
     Effect.async((resume) => {
       if (state.closed) return resume(Effect.fail(closedError(method)))
       run().then(
@@ -243,7 +257,7 @@ const makeBackend = (
     const { matchPattern, serverPrefix } = keySpace
     let cursor: string = "0"
     do {
-      const [next, keys] = await send(() =>
+      const [next, keys] = await connection.call(() =>
         client.callBuffer("SCAN", cursor, "MATCH", matchPattern, "COUNT", "1000")
       ) as [Buffer, Array<Buffer>]
       cursor = next.toString()
@@ -259,25 +273,25 @@ const makeBackend = (
   return {
     namespace,
     get: (key) =>
-      Effect.flatMap(request("get", () => send(() => client.getBuffer(redisKey(key)))), (bytes) => {
+      command("get", () => client.getBuffer(redisKey(key)), (bytes) => {
         if (bytes === null) return Effect.succeedNone
         const value = decode("get", bytes)
         return typeof value === "string" || value instanceof Uint8Array ? Effect.succeedSome(value) : Effect.fail(value)
       }),
-    set: (key, value) => request("set", () => send(() => client.set(redisKey(key), encode(value)))),
-    remove: (key) => request("remove", () => send(() => client.del(redisKey(key)))),
-    has: (key) => Effect.map(request("has", () => send(() => client.exists(redisKey(key)))), (n) => n > 0),
-    size: request("size", async () => {
+    set: (key, value) => command("set", () => client.set(redisKey(key), encode(value)), () => Effect.void),
+    remove: (key) => command("remove", () => client.del(redisKey(key)), () => Effect.void),
+    has: (key) => command("has", () => client.exists(redisKey(key)), (n) => Effect.succeed(n > 0)),
+    size: commands("size", async () => {
       const seen = new Set<string>()
       await scan(async (keys) => {
         for (const key of keys) seen.add(key.toString("latin1"))
       })
       return seen.size
     }),
-    clear: request("clear", () =>
+    clear: commands("clear", () =>
       scan(async (keys) => {
         const withoutClientPrefix = keys.map((key) => key.subarray(keySpace.clientPrefixLength))
-        await send(() => client.callBuffer("UNLINK", ...withoutClientPrefix))
+        await connection.call(() => client.callBuffer("UNLINK", ...withoutClientPrefix))
       })),
     modifyOrInit: (key, f) => modifier.modifyOrInit(redisKey(key), f)
   }

@@ -27,19 +27,30 @@ export class ConnectionLost extends Error {
   }
 }
 
-interface InFlight {
-  readonly reject: (error: unknown) => void
+// A command written while the connection was ready, until its reply (or the connection's loss).
+class InFlight<A> {
+  constructor(
+    private readonly inFlight: Set<InFlight<unknown>>,
+    private readonly onValue: (value: A) => void,
+    readonly onError: (error: unknown) => void
+  ) {}
+  readonly value = (value: A) => {
+    if (this.inFlight.delete(this as InFlight<unknown>)) this.onValue(value)
+  }
+  readonly error = (error: unknown) => {
+    if (this.inFlight.delete(this as InFlight<unknown>)) this.onError(error)
+  }
 }
 
 /** @internal */
 export class Connection {
-  private readonly inFlight = new Set<InFlight>()
+  private readonly inFlight = new Set<InFlight<unknown>>()
   private readonly onClose = () => {
     if (this.inFlight.size === 0) return
     const lost = Array.from(this.inFlight)
     this.inFlight.clear()
     const error = new ConnectionLost()
-    for (const command of lost) command.reject(error)
+    for (const command of lost) command.onError(error)
   }
 
   constructor(readonly client: Redis) {
@@ -47,25 +58,26 @@ export class Connection {
   }
 
   /**
-   * Sends a command. Only commands written while the connection is ready can be lost in
-   * flight; commands queued while it is down wait in ioredis' offline queue (sent on reconnect,
-   * or failed after `maxRetriesPerRequest` reconnection attempts).
+   * Sends a command and calls `onValue` with its reply or `onError` with its failure, once.
+   * Only commands written while the connection is ready can be lost in flight; commands queued
+   * while it is down wait in ioredis' offline queue (sent on reconnect, or failed after
+   * `maxRetriesPerRequest` reconnection attempts). Callbacks rather than a promise: this is
+   * every operation's path, and each promise layer costs allocations.
    */
-  send<A>(command: () => Promise<A>): Promise<A> {
-    if (this.client.status !== "ready") return command()
+  send<A>(command: () => Promise<A>, onValue: (value: A) => void, onError: (error: unknown) => void): void {
+    if (this.client.status !== "ready") {
+      command().then(onValue, onError)
+      return
+    }
     this.corkUntilNextTick()
-    return new Promise<A>((resolve, reject) => {
-      const entry: InFlight = { reject }
-      this.inFlight.add(entry)
-      command().then(
-        (value) => {
-          if (this.inFlight.delete(entry)) resolve(value)
-        },
-        (error) => {
-          if (this.inFlight.delete(entry)) reject(error)
-        }
-      )
-    })
+    const entry = new InFlight(this.inFlight, onValue, onError)
+    this.inFlight.add(entry as InFlight<unknown>)
+    command().then(entry.value, entry.error)
+  }
+
+  /** {@link send} as a promise. */
+  call<A>(command: () => Promise<A>): Promise<A> {
+    return new Promise((resolve, reject) => this.send(command, resolve, reject))
   }
 
   /**
