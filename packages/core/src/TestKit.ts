@@ -12,8 +12,9 @@
  *   a network delay or a paused process, and fencing must reject it;
  * - `advance` the clock. The kit installs a simulated clock for the rest of the scope that
  *   implements `TestClock`, so `TestClock.adjust` works too; it lets everything settle after
- *   each wake-up without waiting on wall-clock time, so a minute of cluster time takes
- *   milliseconds and runs identically every time.
+ *   each wake-up without waiting on wall-clock time, so a minute of two runners' cluster time
+ *   takes about a tenth of a second (with `TestClock`'s own implementation, several seconds)
+ *   and runs identically every time.
  *
  * Cluster timings are short by default (lock refresh 1 s, expiry 4 s): a handoff after a
  * partition takes about 5 seconds of simulated time, after a graceful stop about 1 second.
