@@ -316,6 +316,31 @@ describe("RedisStore", () => {
       expect(yield* store.get("k")).toEqual(Option.some("other-3"))
     }))
 
+  redisTest("a call queued behind a write never answers from a value another client has replaced since", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const other = yield* rawClient(url)
+      const client = yield* rawClient(url)
+      const store = yield* RedisStore.fromClient(client, { prefix, namespace: "ns" })
+      const redisKey = `${prefix}2:ns:k`
+      yield* store.set("k", "0")
+      // The write's f runs just before its compare-and-set is sent: stop reading replies there,
+      // so the write lands on the server while this store has not seen it land yet.
+      const write = yield* Effect.fork(store.modify("k", (n) => {
+        client.stream.pause()
+        return increment(n)
+      }))
+      while ((yield* Effect.promise(() => other.get(redisKey))) !== "\u00001") yield* Effect.sleep("1 millis")
+      // Another client replaces the value, and only then does this call start (queued behind
+      // the write): its answer must not be the value the write left.
+      yield* Effect.promise(() => other.set(redisKey, "\u0000replaced"))
+      const read = yield* Effect.fork(store.modifyOrInit("k", (current) => [current, Option.none()]))
+      yield* Effect.sleep("10 millis")
+      client.stream.resume()
+      expect(yield* Fiber.join(write)).toEqual(Option.some("1"))
+      expect(yield* Fiber.join(read)).toEqual(Option.some("replaced"))
+    }))
+
   redisTest("a defect in f fails only its own call; the others in the same batch commit", (url) =>
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
