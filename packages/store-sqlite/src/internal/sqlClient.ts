@@ -113,7 +113,9 @@ export const make = (
       namespace,
       get: (key) => run("get", select(key), { transaction: false }),
       set: (key, value) =>
-        run("set", Effect.asVoid(query(text.upsert, namespace, key, value, Date.now())), { transaction: false }),
+        run("set", Effect.suspend(() => Effect.asVoid(query(text.upsert, namespace, key, value, Date.now()))), {
+          transaction: false
+        }),
       remove: (key) => run("remove", Effect.asVoid(query(text.remove, namespace, key)), { transaction: false }),
       has: (key) =>
         run("has", Effect.map(query(text.exists, namespace, key), (rows) => rows.length > 0), { transaction: false }),
