@@ -43,11 +43,12 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { Redis, type RedisOptions } from "ioredis"
-import { Connection, toPlatformError } from "./internal/connection.js"
+import type { Redis, RedisOptions } from "ioredis"
+import * as Connection from "./internal/connection.js"
 import * as KeySpace from "./internal/keySpace.js"
+import * as Namespace from "./internal/namespace.js"
 import { decode, encode, Modifier } from "./internal/modifier.js"
 
 /**
@@ -112,7 +113,7 @@ export const defaultPrefix = "durable-singleton:"
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Store.Store, PlatformError.PlatformError, Scope.Scope> =>
-  Effect.flatMap(connect(options), (client) => fromClient(client, options))
+  Effect.flatMap(Connection.acquire(options), (client) => fromClient(client, options))
 
 /**
  * Opens a store on a client you already have (it may be shared with other code). The store
@@ -143,7 +144,7 @@ export const fromClient = (
     const keySpace = KeySpace.make({ prefix, namespace, clientKeyPrefix: client.options.keyPrefix ?? "" })
     return Effect.map(
       Effect.acquireRelease(
-        Effect.sync(() => ({ closed: false, connection: new Connection(client) })),
+        Effect.sync(() => ({ closed: false, connection: new Connection.Connection(client) })),
         (state) =>
           Effect.sync(() => {
             state.closed = true
@@ -219,7 +220,7 @@ const makeBackend = (
   namespace: string,
   keySpace: KeySpace.KeySpace,
   maxAttempts: number,
-  state: { closed: boolean; readonly connection: Connection }
+  state: { closed: boolean; readonly connection: Connection.Connection }
 ): Store.Backend => {
   const { connection } = state
   const client = connection.client
@@ -237,7 +238,7 @@ const makeBackend = (
       connection.send(
         run,
         (reply) => resume(onReply(reply)),
-        (error) => resume(Effect.fail(toPlatformError(method, error)))
+        (error) => resume(Effect.fail(Connection.toPlatformError(method, error)))
       )
     })
 
@@ -247,26 +248,9 @@ const makeBackend = (
       if (state.closed) return resume(Effect.fail(closedError(method)))
       run().then(
         (value) => resume(Effect.succeed(value)),
-        (error) => resume(Effect.fail(toPlatformError(method, error)))
+        (error) => resume(Effect.fail(Connection.toPlatformError(method, error)))
       )
     })
-
-  // Walks the namespace with SCAN; `onPage` gets each page's keys of this namespace (SCAN may
-  // return a key more than once). Keys come back with the client's keyPrefix.
-  const scan = async (onPage: (keys: Array<Buffer>) => Promise<void>) => {
-    const { matchPattern, serverPrefix } = keySpace
-    let cursor: string = "0"
-    do {
-      const [next, keys] = await connection.call(() =>
-        client.callBuffer("SCAN", cursor, "MATCH", matchPattern, "COUNT", "1000")
-      ) as [Buffer, Array<Buffer>]
-      cursor = next.toString()
-      const ours = keys.filter((key) =>
-        key.length >= serverPrefix.length && serverPrefix.compare(key, 0, serverPrefix.length) === 0
-      )
-      if (ours.length > 0) await onPage(ours)
-    } while (cursor !== "0")
-  }
 
   const modifier = new Modifier({ connection, maxAttempts, isClosed: () => state.closed, closedError })
 
@@ -281,76 +265,8 @@ const makeBackend = (
     set: (key, value) => command("set", () => client.set(redisKey(key), encode(value)), () => Effect.void),
     remove: (key) => command("remove", () => client.del(redisKey(key)), () => Effect.void),
     has: (key) => command("has", () => client.exists(redisKey(key)), (n) => Effect.succeed(n > 0)),
-    size: commands("size", async () => {
-      const seen = new Set<string>()
-      await scan(async (keys) => {
-        for (const key of keys) seen.add(key.toString("latin1"))
-      })
-      return seen.size
-    }),
-    clear: commands("clear", () =>
-      scan(async (keys) => {
-        const withoutClientPrefix = keys.map((key) => key.subarray(keySpace.clientPrefixLength))
-        await connection.call(() => client.callBuffer("UNLINK", ...withoutClientPrefix))
-      })),
+    size: commands("size", () => Namespace.size(connection, keySpace)),
+    clear: commands("clear", () => Namespace.clear(connection, keySpace)),
     modifyOrInit: (key, f) => modifier.modifyOrInit(redisKey(key), f)
   }
 }
-
-// Connects a client we own: eagerly, so that a wrong URL or a server that is down fails here.
-const connect = (options: Options): Effect.Effect<Redis, PlatformError.PlatformError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<Redis, PlatformError.PlatformError>((resume) => {
-      const redisOptions: RedisOptions = {
-        autoResendUnfulfilledCommands: false,
-        ...options.redis,
-        lazyConnect: true
-      }
-      const url = options.url === undefined
-        ? undefined
-        : Redacted.isRedacted(options.url)
-        ? Redacted.value(options.url)
-        : options.url
-      const client = url === undefined ? new Redis(redisOptions) : new Redis(url, redisOptions)
-      // ioredis reports connection errors as events too; the store reports them through the
-      // failed commands, so the events only keep the last cause for a failed connect.
-      let lastError: unknown = undefined
-      client.on("error", (error) => {
-        lastError = error
-      })
-      client.connect().then(
-        () => resume(Effect.succeed(client)),
-        (error) => {
-          client.disconnect()
-          resume(Effect.fail(toPlatformError("connect", lastError ?? error)))
-        }
-      )
-      return Effect.sync(() => client.disconnect())
-    }),
-    (client) => Effect.promise(() => quit(client))
-  )
-
-// Quits gracefully (in-flight replies arrive first) if connected, within a second; otherwise
-// drops the connection and stops reconnecting.
-const quit = (client: Redis): Promise<void> =>
-  new Promise((resolve) => {
-    if (client.status !== "ready") {
-      client.disconnect()
-      return resolve()
-    }
-    const timer = setTimeout(() => {
-      client.disconnect()
-      resolve()
-    }, 1000)
-    client.quit().then(
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      () => {
-        clearTimeout(timer)
-        client.disconnect()
-        resolve()
-      }
-    )
-  })

@@ -1,6 +1,7 @@
 /**
- * One ioredis client as the store uses it: commands whose connection drops while they are in
- * flight fail at once with {@link ConnectionLost} instead of being resent or left pending.
+ * ioredis clients as the stores use them: connecting the ones they own, mapping errors, and
+ * sending commands so that a command whose connection drops while it is in flight fails at
+ * once with {@link ConnectionLost} instead of being resent or left pending.
  *
  * Why: after a reconnect ioredis resends in-flight commands (`autoResendUnfulfilledCommands`,
  * on by default), so a write whose reply was lost can run twice (a `SET` overwriting a later
@@ -13,7 +14,10 @@
  */
 import type * as PlatformError from "@effect/platform/Error"
 import * as Store from "@durable-singleton/core/Store"
-import type { Redis } from "ioredis"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { Redis, type RedisOptions } from "ioredis"
 
 /**
  * The connection closed while the command was in flight: it may or may not have been applied.
@@ -126,3 +130,69 @@ const reasonOf = (cause: unknown): PlatformError.SystemErrorReason => {
   if (/^(BUSY|LOADING|TRYAGAIN|MASTERDOWN)\b/.test(message)) return "Busy"
   return "Unknown"
 }
+
+/**
+ * A client of our own, connected eagerly (a wrong URL or a server that is down fails here), and
+ * quit when the scope closes.
+ *
+ * @internal
+ */
+export const acquire = (options: {
+  readonly url?: string | Redacted.Redacted<string> | undefined
+  readonly redis?: RedisOptions | undefined
+}): Effect.Effect<Redis, PlatformError.PlatformError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<Redis, PlatformError.PlatformError>((resume) => {
+      const redisOptions: RedisOptions = {
+        autoResendUnfulfilledCommands: false,
+        ...options.redis,
+        lazyConnect: true
+      }
+      const url = options.url === undefined
+        ? undefined
+        : Redacted.isRedacted(options.url)
+        ? Redacted.value(options.url)
+        : options.url
+      const client = url === undefined ? new Redis(redisOptions) : new Redis(url, redisOptions)
+      // ioredis reports connection errors as events too; the store reports them through the
+      // failed commands, so the events only keep the last cause for a failed connect.
+      let lastError: unknown = undefined
+      client.on("error", (error) => {
+        lastError = error
+      })
+      client.connect().then(
+        () => resume(Effect.succeed(client)),
+        (error) => {
+          client.disconnect()
+          resume(Effect.fail(toPlatformError("connect", lastError ?? error)))
+        }
+      )
+      return Effect.sync(() => client.disconnect())
+    }),
+    (client) => Effect.promise(() => quit(client))
+  )
+
+// Quits gracefully (in-flight replies arrive first) if connected, within a second; otherwise
+// drops the connection and stops reconnecting.
+const quit = (client: Redis): Promise<void> =>
+  new Promise((resolve) => {
+    if (client.status !== "ready") {
+      client.disconnect()
+      return resolve()
+    }
+    const timer = setTimeout(() => {
+      client.disconnect()
+      resolve()
+    }, 1000)
+    client.quit().then(
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      () => {
+        clearTimeout(timer)
+        client.disconnect()
+        resolve()
+      }
+    )
+  })
