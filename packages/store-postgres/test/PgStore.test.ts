@@ -565,18 +565,24 @@ describe("PgStore failures (a private PostgreSQL server per test)", () => {
       const server = yield* PrivatePostgres.make
       const store = yield* PgStore.make({ url: server.url, table: "shutdown" })
       yield* store.set("n", "0")
-      // Blocked behind another session's row lock when the server goes down.
+      // Blocked behind another session's row lock when the server goes down. That session is
+      // frozen, so the shutdown cannot end it (and release the lock) before it ends ours.
       const locker = yield* rawClient(server.url)
+      const lockerPid = (yield* Effect.promise(() => locker.query("SELECT pg_backend_pid() AS pid"))).rows[0].pid
       yield* Effect.promise(() => locker.query(`BEGIN; SELECT * FROM shutdown FOR UPDATE`))
       const inFlight = yield* Effect.fork(Effect.exit(store.modify("n", increment)))
       const inFlightSet = yield* Effect.fork(Effect.exit(store.set("n", "x")))
       yield* Effect.sleep("200 millis")
-      yield* server.stop
+      yield* server.signalBackend(lockerPid, "SIGSTOP")
+      const stopping = yield* Effect.fork(server.stop)
       for (const exit of [yield* Fiber.join(inFlight), yield* Fiber.join(inFlightSet)]) {
         const error = failureOf(exit)
         expect(error?._tag).toBe("SystemError")
         expect(systemReason(error)).toBe("UnexpectedEof")
+        expect(driverError(error).code).toBe("57P01") // admin_shutdown
       }
+      yield* server.signalBackend(lockerPid, "SIGCONT")
+      yield* Fiber.join(stopping)
       // While it is down: a clear failure, not a hang.
       const down = failureOf(yield* Effect.exit(store.get("n")))
       expect(down?._tag).toBe("SystemError")

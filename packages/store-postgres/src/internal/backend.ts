@@ -68,7 +68,8 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
             connector,
             operation,
             (cause) => Errors.toPlatformError(method, cause),
-            key === undefined ? undefined : { queue: keyQueue, key }
+            key === undefined ? undefined : keyQueue,
+            key
           )
         )
 

@@ -131,105 +131,142 @@ export class Defect {
 }
 
 /**
- * Runs effects on the same key one at a time, in arrival order. A key has an entry only while
- * an operation on it runs: the entry holds the starts of those waiting.
+ * Runs operations on the same key one at a time, in arrival order. A key has an entry only
+ * while an operation on it runs: the entry holds those waiting.
  */
 export class KeyQueue {
-  private readonly keys = new Map<string, Array<() => void>>()
+  private readonly keys = new Map<string, Array<{ start(): void }>>()
 
-  /**
-   * Calls `start` when it is the caller's turn on `key` (at once if the key is free). Returns a
-   * function that withdraws a caller whose `start` has not been called yet.
-   */
-  enter(key: string, start: () => void): () => void {
+  /** Starts `operation` when it is its turn on `key` (at once if the key is free). */
+  enter(key: string, operation: { start(): void }): void {
     const waiting = this.keys.get(key)
     if (waiting === undefined) {
       this.keys.set(key, [])
-      start()
-      return ignore
+      operation.start()
+    } else {
+      waiting.push(operation)
     }
-    waiting.push(start)
-    return () => {
-      const index = waiting.indexOf(start)
-      if (index >= 0) waiting.splice(index, 1)
-    }
+  }
+
+  /** Withdraws an operation that has not started yet. */
+  withdraw(key: string, operation: { start(): void }): void {
+    const waiting = this.keys.get(key)
+    const index = waiting === undefined ? -1 : waiting.indexOf(operation)
+    if (index >= 0) waiting!.splice(index, 1)
   }
 
   /** Ends the current turn on `key`. */
   leave(key: string): void {
     const waiting = this.keys.get(key)
     const next = waiting?.shift()
-    if (next !== undefined) next()
+    if (next !== undefined) next.start()
     else this.keys.delete(key)
   }
 }
 
+const Waiting = 0
+const CheckingOut = 1
+const Running = 2
+const Done = 3
+
 /**
- * One store operation as one effect: wait for the key's turn (if any), check a connection out,
- * run `operation` on it, give it back. Failures become `PlatformError`s via `toError`; a
- * {@link Defect} becomes a defect. On interruption a connection in use is closed, not reused:
- * it may still be running the operation's statement.
+ * One store operation: wait for the key's turn (if any), check a connection out, run the
+ * operation's statements on it, give it back. A class rather than closures: this runs for every
+ * operation.
+ */
+class Operation<A> {
+  private state: typeof Waiting | typeof CheckingOut | typeof Running | typeof Done = Waiting
+  private lease: Lease | undefined = undefined
+  private resume!: (effect: Effect.Effect<A, PlatformError.PlatformError>) => void
+
+  constructor(
+    private readonly connector: Connector,
+    private readonly operation: (lease: Lease) => Promise<A>,
+    private readonly toError: (cause: unknown) => PlatformError.PlatformError,
+    private readonly queue: KeyQueue | undefined,
+    private readonly key: string
+  ) {}
+
+  register(resume: (effect: Effect.Effect<A, PlatformError.PlatformError>) => void): Effect.Effect<void> {
+    this.resume = resume
+    if (this.queue === undefined) this.start()
+    else this.queue.enter(this.key, this)
+    return Effect.sync(() => this.interrupt())
+  }
+
+  start(): void {
+    this.state = CheckingOut
+    this.connector.checkout((error, lease) => this.checkedOut(error, lease))
+  }
+
+  private checkedOut(error: unknown, lease: Lease | undefined): void {
+    if (this.state === Done) {
+      // interrupted while checking out: nothing ran on it
+      lease?.release(false)
+    } else if (lease === undefined) {
+      this.state = Done
+      this.leave()
+      this.resume(Effect.fail(this.toError(error)))
+    } else {
+      this.lease = lease
+      this.state = Running
+      this.operation(lease).then(
+        (a) => this.finish(Effect.succeed(a), false),
+        (cause) =>
+          this.finish(
+            cause instanceof Defect ? Effect.die(cause.cause) : Effect.fail(this.toError(cause)),
+            isConnectionFailure(cause)
+          )
+      )
+    }
+  }
+
+  private finish(exit: Effect.Effect<A, PlatformError.PlatformError>, connectionFailed: boolean): void {
+    if (this.state === Done) return
+    this.state = Done
+    this.lease!.release(connectionFailed || !this.lease!.idle())
+    this.leave()
+    this.resume(exit)
+  }
+
+  // On interruption a connection in use is closed, not reused: it may still be running the
+  // operation's statement.
+  private interrupt(): void {
+    switch (this.state) {
+      case Waiting:
+        this.queue?.withdraw(this.key, this)
+        break
+      case CheckingOut:
+        this.leave()
+        break
+      case Running:
+        this.lease!.release(true)
+        this.leave()
+        break
+    }
+    this.state = Done
+  }
+
+  private leave(): void {
+    this.queue?.leave(this.key)
+  }
+}
+
+/**
+ * One store operation as one effect. Failures become `PlatformError`s via `toError`; a
+ * {@link Defect} becomes a defect. With a `queue`, operations on the same `key` run one at a
+ * time.
  */
 export const run = <A>(
   connector: Connector,
   operation: (lease: Lease) => Promise<A>,
   toError: (cause: unknown) => PlatformError.PlatformError,
-  turn?: { readonly queue: KeyQueue; readonly key: string }
+  queue?: KeyQueue,
+  key = ""
 ): Effect.Effect<A, PlatformError.PlatformError> =>
-  Effect.async((resume) => {
-    let state: "waiting" | "checkout" | "running" | "done" = "waiting"
-    let lease: Lease | undefined
-    const leave = () => {
-      if (turn !== undefined) turn.queue.leave(turn.key)
-    }
-    const finish = (exit: Effect.Effect<A, PlatformError.PlatformError>, connectionFailed: boolean) => {
-      if (state === "done") return
-      state = "done"
-      lease!.release(connectionFailed || !lease!.idle())
-      leave()
-      resume(exit)
-    }
-    const start = () => {
-      state = "checkout"
-      connector.checkout((error, acquired) => {
-        if (state === "done") {
-          // interrupted while checking out: nothing ran on it
-          acquired?.release(false)
-        } else if (acquired === undefined) {
-          state = "done"
-          leave()
-          resume(Effect.fail(toError(error)))
-        } else {
-          lease = acquired
-          state = "running"
-          operation(acquired).then(
-            (a) => finish(Effect.succeed(a), false),
-            (cause) =>
-              finish(
-                cause instanceof Defect ? Effect.die(cause.cause) : Effect.fail(toError(cause)),
-                isConnectionFailure(cause)
-              )
-          )
-        }
-      })
-    }
-    const withdraw = turn === undefined ? (start(), ignore) : turn.queue.enter(turn.key, start)
-    return Effect.sync(() => {
-      switch (state) {
-        case "waiting":
-          withdraw()
-          break
-        case "checkout":
-          leave()
-          break
-        case "running":
-          lease!.release(true)
-          leave()
-          break
-      }
-      state = "done"
-    })
-  })
+  Effect.async((resume) =>
+    new Operation(connector, operation, toError, queue, key).register(resume as (effect: unknown) => void)
+  )
 
 const ignore = () => {}
 

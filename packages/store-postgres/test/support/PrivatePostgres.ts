@@ -21,6 +21,8 @@ export interface PrivatePostgres {
   readonly freeze: Effect.Effect<void>
   /** SIGCONT: the frozen server carries on. */
   readonly thaw: Effect.Effect<void>
+  /** Sends a signal to one backend of this server (by `pg_backend_pid()`). */
+  readonly signalBackend: (pid: number, signal: NodeJS.Signals) => Effect.Effect<void>
 }
 
 /** A loopback port nothing listens on (at the time of asking). */
@@ -81,18 +83,30 @@ export const make: Effect.Effect<PrivatePostgres, never, Scope.Scope> = Effect.g
   const pgCtl = (...args: ReadonlyArray<string>) => run(`${bin}/pg_ctl`, ["-D", data, ...args], dir)
   const start = Effect.orDie(Effect.asVoid(pgCtl("start", "-w", "-t", "60", "-l", log)))
   const stop = Effect.orDie(Effect.asVoid(pgCtl("stop", "-w", "-t", "60", "-m", "fast")))
-  // The postmaster and every backend it forked.
+  const postmaster = (): number | undefined => {
+    const file = path.join(data, "postmaster.pid")
+    return fs.existsSync(file) ? Number(fs.readFileSync(file, "utf8").split("\n")[0]) : undefined
+  }
+  const backends = (parent: number) =>
+    fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).map(Number).filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1] === String(parent)
+      } catch {
+        return false
+      }
+    })
+  // The postmaster and every backend it forked (nothing when the server is stopped).
   const signal = (name: NodeJS.Signals) =>
     Effect.sync(() => {
-      const postmaster = Number(fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0])
-      const children = fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
-        try {
-          return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1] === String(postmaster)
-        } catch {
-          return false
-        }
-      })
-      for (const pid of [postmaster, ...children.map(Number)]) process.kill(pid, name)
+      const parent = postmaster()
+      if (parent === undefined) return
+      for (const pid of [parent, ...backends(parent)]) process.kill(pid, name)
+    })
+  const signalBackend = (pid: number, name: NodeJS.Signals) =>
+    Effect.sync(() => {
+      const parent = postmaster()
+      if (parent === undefined || !backends(parent).includes(pid)) throw new Error(`${pid} is not a backend of this server`)
+      process.kill(pid, name)
     })
   yield* Effect.acquireRelease(start, () =>
     Effect.ignore(Effect.zipRight(signal("SIGCONT"), pgCtl("stop", "-w", "-t", "60", "-m", "immediate"))))
@@ -101,7 +115,8 @@ export const make: Effect.Effect<PrivatePostgres, never, Scope.Scope> = Effect.g
     stop,
     start,
     freeze: signal("SIGSTOP"),
-    thaw: signal("SIGCONT")
+    thaw: signal("SIGCONT"),
+    signalBackend
   }
 })
 
