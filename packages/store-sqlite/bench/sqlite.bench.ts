@@ -405,8 +405,13 @@ const main = async (argv: ReadonlyArray<string>) => {
   })
   console.log(formatTable(rows))
   console.log()
-  for (const row of rows.filter(isMultiProcess)) console.log(formatProcesses(row))
+  for (const row of rows.filter((r) => r.lowerBound !== undefined)) {
+    const cell = `c${row.cell.concurrency} ${row.cell.keys === "hot" ? "1 hot" : `${row.cell.keys} keys`}`
+    const ops = Math.round(row.lowerBound!.measurement.opsPerSec).toLocaleString("en-US")
+    console.log(`lower bound (${row.lowerBound!.method}), ${cell}: ${ops} ops/s`)
+  }
   console.log()
+  for (const row of rows.filter(isMultiProcess)) console.log(formatProcesses(row) + "\n")
   console.log(checkTargets(rows))
 }
 
