@@ -7,52 +7,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
-import { randomBytes, randomUUID } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { serverUrl } from "../../../scripts/test-env.js"
-import * as KeySpace from "../src/internal/keySpace.js"
 import * as PrivateRedis from "./support/PrivateRedis.js"
-
-const url = serverUrl("REDIS_URL")
-
-// Registers a live, scoped test against the shared server, or, without REDIS_URL, a test that
-// says in its name that it is skipped (serverUrl has already warned, and throws under CI=true).
-const redisTest = (
-  name: string,
-  self: (url: string) => Effect.Effect<unknown, unknown, import("effect/Scope").Scope>,
-  timeout?: number
-) =>
-  url === undefined
-    ? it(`${name} (SKIPPED: REDIS_URL is not set)`, (ctx) => ctx.skip())
-    : it.scopedLive(name, () => self(url), timeout)
-
-// A raw ioredis client, quit with the scope.
-const rawClient = (url: string) =>
-  Effect.acquireRelease(Effect.sync(() => new Redis(url)), (client) => Effect.promise(() => client.quit()))
-
-// Deletes every key starting with `prefix` (exactly: the MATCH pattern is escaped).
-const deleteKeysUnder = (url: string, prefix: string) =>
-  Effect.scoped(Effect.flatMap(rawClient(url), (client) =>
-    Effect.promise(async () => {
-      const pattern = Buffer.concat([KeySpace.escapeGlob(Buffer.from(prefix)), Buffer.from("*")])
-      let cursor = "0"
-      do {
-        const [next, keys] = await client.callBuffer("SCAN", cursor, "MATCH", pattern, "COUNT", "1000") as [
-          Buffer,
-          Array<Buffer>
-        ]
-        cursor = next.toString()
-        if (keys.length > 0) await client.callBuffer("UNLINK", ...keys)
-      } while (cursor !== "0")
-    })))
-
-// Storage for one test: a unique prefix, whose keys are deleted when the scope closes.
-const uniquePrefix = (url: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => `durable-singleton-test:${randomUUID()}:`),
-    (prefix) => deleteKeysUnder(url, prefix)
-  )
+import { rawClient, redisTest, uniquePrefix, url } from "./support/redis.js"
 
 /** The conformance subject: every client is a store with its own connection. */
 const subject = (url: string) =>
