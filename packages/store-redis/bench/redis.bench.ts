@@ -39,7 +39,7 @@ export interface Options {
   readonly processes?: number
   /**
    * Each in-process cell measures raw and ours this many times, alternating, and reports the
-   * median of each (default 3): the machine is shared, and single runs swing.
+   * median of each (default 5): the machine is shared, and single runs swing.
    */
   readonly rounds?: number
   /** Run the in-process cells (default true). */
@@ -308,7 +308,7 @@ export const run = async (options: Options = {}): Promise<ReadonlyArray<Row>> =>
   if (url === undefined || url === "") {
     throw new Error("redis benchmark: REDIS_URL is not set (bash scripts/servers.sh start redis)")
   }
-  const resolved = { warmupMs: 1000, durationMs: 3000, processes: 4, rounds: 3, inProcess: true, ...options }
+  const resolved = { warmupMs: 1000, durationMs: 2000, processes: 4, rounds: 5, inProcess: true, ...options }
   const rows = resolved.inProcess ? await inProcessRows(url, resolved) : []
   if (resolved.processes > 0) rows.push(await multiProcessRow(url, resolved))
   return rows

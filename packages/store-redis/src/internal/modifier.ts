@@ -122,8 +122,12 @@ const isValue = (u: Store.Value | PlatformError.PlatformError): u is Store.Value
 
 /** @internal */
 export class Modifier {
-  /** The keys with calls running or waiting. */
-  readonly active = new Map<string, KeyUpdates>()
+  /**
+   * Per key, its calls. An idle key's entry is kept and reused until there are
+   * `idleEntriesKept` entries: adding and deleting a Map entry per call reallocates its table,
+   * and that churn showed up in the garbage collector's time.
+   */
+  private readonly keys = new Map<string, KeyUpdates>()
 
   constructor(readonly options: Options) {}
 
@@ -134,31 +138,42 @@ export class Modifier {
     return Effect.async<A, PlatformError.PlatformError>((resume) => {
       if (this.options.isClosed()) return resume(Effect.fail(this.options.closedError("modifyOrInit")))
       const call: Call = { f, resume: resume as Call["resume"], result: undefined, settled: false }
-      const updates = this.active.get(redisKey)
+      let updates = this.keys.get(redisKey)
       if (updates === undefined) {
+        if (this.keys.size >= idleEntriesKept) this.dropIdle()
+        updates = new KeyUpdates(this.options, redisKey)
+        this.keys.set(redisKey, updates)
+      }
+      if (!updates.running) {
         // The key is idle: this call starts a batch and its read is sent right now, so there is
         // nothing to cancel (an interrupted call in flight may or may not be applied). Not
         // returning a canceler matters: Effect's interruption hook around an async costs more
         // than everything else a call does.
-        const fresh = new KeyUpdates(this, redisKey, call)
-        this.active.set(redisKey, fresh)
-        fresh.nextBatch()
+        updates.start(call)
         return
       }
-      updates.pending.push(call)
+      const queued = updates
+      queued.pending.push(call)
       // A queued call that is interrupted before its batch starts is dropped, never applied.
       return Effect.sync(() => {
-        const index = updates.pending.indexOf(call)
-        if (index >= 0) updates.pending.splice(index, 1)
+        const index = queued.pending.indexOf(call)
+        if (index >= 0) queued.pending.splice(index, 1)
       })
     })
   }
+
+  private dropIdle() {
+    for (const [key, updates] of this.keys) if (!updates.running) this.keys.delete(key)
+  }
 }
+
+const idleEntriesKept = 1024
 
 /**
  * The calls on one key: a batch running (read, decide, compare-and-set, retry) and the calls
  * waiting for the next batch. Written as callbacks rather than async functions: this is every
- * update's path, and each promise layer costs allocations.
+ * update's path, and each promise layer costs allocations (and methods rather than arrow-function
+ * fields, see `InFlight` in `connection.ts`).
  */
 class KeyUpdates {
   pending: Array<Call>
@@ -181,15 +196,28 @@ class KeyUpdates {
   private fresh = false
   private next: Buffer | undefined = undefined
   private attempt = 0
+  /** A batch is running (calls made meanwhile wait in `pending`). */
+  running = false
 
-  constructor(private readonly modifier: Modifier, private readonly redisKey: string, first: Call) {
-    this.pending = [first]
+  constructor(private readonly options: Options, private readonly redisKey: string) {
+    this.pending = []
   }
 
-  nextBatch(): void {
-    const { closedError, isClosed } = this.modifier.options
+  start(call: Call): void {
+    this.running = true
+    this.pending.push(call)
+    this.nextBatch()
+  }
+
+  private nextBatch(): void {
+    const { closedError, isClosed } = this.options
     if (this.pending.length === 0) {
-      this.modifier.active.delete(this.redisKey)
+      // Idle: keep nothing of the last values.
+      this.running = false
+      this.batch = []
+      this.known = undefined
+      this.current = null
+      this.next = undefined
       return
     }
     this.batch = this.pending
@@ -204,11 +232,15 @@ class KeyUpdates {
   }
 
   private read() {
-    const { connection } = this.modifier.options
-    connection.send(() => connection.client.getBuffer(this.redisKey), this.onRead, this.onError)
+    const { connection } = this.options
+    connection.send(
+      () => connection.client.getBuffer(this.redisKey),
+      (value) => this.onRead(value),
+      (error) => this.onError(error)
+    )
   }
 
-  private readonly onRead = (value: Stored) => {
+  private onRead(value: Stored) {
     this.waitingAtReply = this.pending.length
     this.current = value
     this.fresh = true
@@ -224,15 +256,19 @@ class KeyUpdates {
   }
 
   private compareAndSet(command: "EVALSHA" | "EVAL", scriptOrSha: string) {
-    const { connection } = this.modifier.options
+    const { connection } = this.options
     const args = [scriptOrSha, 1, this.redisKey, this.current ?? empty, this.next ?? empty] as const
-    connection.send(() => connection.client.callBuffer(command, ...args), this.onCompareAndSet, this.onCompareAndSetError)
+    connection.send(
+      () => connection.client.callBuffer(command, ...args),
+      (reply) => this.onCompareAndSet(reply),
+      (error) => this.onCompareAndSetError(error)
+    )
   }
 
-  private readonly onCompareAndSet = (reply: unknown) => {
+  private onCompareAndSet(reply: unknown) {
     this.waitingAtReply = this.pending.length
     if (reply === 1) return this.finish(succeedAll(this.batch, this.next ?? this.current))
-    if (this.attempt >= this.modifier.options.maxAttempts) {
+    if (this.attempt >= this.options.maxAttempts) {
       return this.finish(failAll(this.batch, tooManyConflicts(this.attempt)))
     }
     this.fresh = true
@@ -247,13 +283,13 @@ class KeyUpdates {
     setTimeout(() => this.read(), backoff(this.attempt))
   }
 
-  private readonly onCompareAndSetError = (error: unknown) => {
+  private onCompareAndSetError(error: unknown) {
     // The script cache is empty after a server restart or SCRIPT FLUSH: EVAL loads it again.
     if (error instanceof Error && error.message.startsWith("NOSCRIPT")) return this.compareAndSet("EVAL", script)
     this.onError(error)
   }
 
-  private readonly onError = (error: unknown) => {
+  private onError(error: unknown) {
     this.finish(failAll(this.batch, toPlatformError("modifyOrInit", error)))
   }
 
