@@ -72,8 +72,8 @@ export interface StoreOptions {
   /**
    * How many compare-and-set attempts an update makes while other clients keep changing the
    * key, before it fails with a `SystemError` (`Busy`). The first conflicts are retried at once,
-   * later ones after a jittered wait of up to 8 ms, so the default (1000) gives up after
-   * seconds of uninterrupted contention. Measured with 4 processes incrementing one key as fast
+   * later ones after a pause of 1–2 ms, so the default (1000) gives up after about a second or
+   * more of uninterrupted contention. Measured with 4 processes incrementing one key as fast
    * as they can on a loaded 2-core machine, one update in tens of thousands needed more than 64.
    */
   readonly maxAttempts?: number

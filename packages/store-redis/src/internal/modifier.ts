@@ -280,7 +280,7 @@ class KeyUpdates {
     }
     // The key keeps changing under us: wait a jittered while (breaking the lockstep with the
     // other writers), then read it afresh (a value from before the wait is stale).
-    setTimeout(() => this.read(), backoff(this.attempt))
+    setTimeout(() => this.read(), backoff())
   }
 
   private onCompareAndSetError(error: unknown) {
@@ -355,9 +355,12 @@ const tooManyConflicts = (attempts: number) =>
     description: `the key kept changing under ${attempts} compare-and-set attempts (other clients writing it)`
   })
 
-// Conflicts retried at once before backing off. Measured with 4 processes on one hot key, any
-// wait before that only slowed every writer down (a conflict means another write just landed).
+// Conflicts retried at once before pausing. Measured with 4 processes on one hot key, any wait
+// before that only slowed every writer down (a conflict means another write just landed, and
+// an immediate retry has the shortest window).
 const immediateRetries = 8
 
-// Full jitter, doubling from 0.5 ms, capped at 8 ms.
-const backoff = (attempt: number) => Math.random() * Math.min(8, 0.5 * 2 ** (attempt - 1 - immediateRetries))
+// Then a pause of 1 to 2 ms (Node's timers have millisecond resolution), at random, before a
+// fresh read. Measured in the same setting: pauses growing to 8 ms left the writer that kept
+// losing waiting up to 290 ms for one update, against up to 60 ms with this.
+const backoff = () => 1 + Math.random()
