@@ -79,9 +79,11 @@ const lastOf = (entries: ReadonlyArray<string>) => entries.length === 0 ? "none"
 const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Timeline.Timeline) =>
   Effect.gen(function*() {
     const checks: Array<Check> = []
+    // Checks made during the run are also printed when they are made.
+    let printChecks = true
     const check = (name: string, ok: boolean, details: string) => {
       checks.push({ name, ok, details })
-      timeline.line(Date.now(), "check", ok ? "✓ holds" : "✗ FAILED", `${name}: ${details}`, ok ? "good" : "bad")
+      if (printChecks) timeline.line(Date.now(), "check", ok ? "✓ holds" : "✗ FAILED", `${name}: ${details}`, ok ? "good" : "bad")
     }
     const demo = (action: string, details: string, extra?: unknown) => {
       const at = Date.now()
@@ -94,16 +96,15 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
       process.stdout.write(`${Timeline.style.bold(title)}\n`)
     }
 
-    // Health, read from the store by this process, printed when it changes.
-    yield* Effect.forkScoped(monitorHealth(log, timeline))
-    // Runs of acknowledged writes are printed every few seconds.
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep("1 second"), Effect.sync(() => timeline.flush(4000)))))
-
     // 1. Three runners join.
     phase("1. Three runner processes join the cluster")
     const ports = yield* Cluster.freePorts(names.length)
     demo("start", `${names.length} runners on 127.0.0.1 ports ${ports.join(", ")}`)
     const runners = yield* Effect.forEach(names, (name, index) => Cluster.spawn(name, ports[index]!, backend, log))
+    // Health, read from the store by this process, printed when it changes.
+    yield* Effect.forkScoped(monitorHealth(log, timeline))
+    // Runs of acknowledged writes are printed every few seconds.
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep("1 second"), Effect.sync(() => timeline.flush(4000)))))
     const runner = (name: string) => runners.find((runner) => runner.name === name)!
     const first = runners[0]!
     yield* log.waitFor(`runner ${first.name} to load`, "60 seconds", () => log.of("loaded", { runner: first.name })[0])
@@ -168,8 +169,8 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     check(
       "the successor resumed from the last acknowledged write",
       successor.epoch > stable.epoch && successor.total >= highest && missing.length === 0,
-      `${successor.runner} claimed epoch ${successor.epoch} > ${stable.epoch} and saw total ${successor.total} ≥ ${highest}; ` +
-        (missing.length === 0 ? `all ${acked.length} acknowledged entries present` : `missing ${missing.map((ack) => ack.entry).join(", ")}`)
+      `${successor.runner} claimed epoch ${successor.epoch} > ${stable.epoch}, saw total ${successor.total} ≥ ${highest}, ` +
+        (missing.length === 0 ? `with all ${acked.length} acknowledged entries` : `but not ${missing.map((ack) => ack.entry).join(", ")}`)
     )
 
     // 4. The next leader freezes right before a write.
@@ -231,7 +232,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
       "the frozen leader's stale write was rejected",
       rejected.type === "rejected" && rejected.expectedEpoch === freezing.epoch && (rejected.actualEpoch ?? 0) > freezing.epoch,
       rejected.type === "rejected"
-        ? `${freezing.entry}: LeaderHandoffFailed, written under epoch ${rejected.expectedEpoch}, the store had epoch ${rejected.actualEpoch ?? "none"}`
+        ? `${freezing.entry}: LeaderHandoffFailed, its epoch ${rejected.expectedEpoch}, the store's ${rejected.actualEpoch ?? "none"}`
         : `${freezing.entry} was ACCEPTED under a superseded epoch`
     )
     const afterResume = log.events.length
@@ -268,7 +269,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
       staleWrites.length === 0,
       [
         runtimeStepDown && `the runtime logged "stepping down" ${runtimeStepDown}`,
-        clusterStop && `the cluster stopped its singleton ${clusterStop} (shard lock lost)`,
+        clusterStop && `the cluster stopped its singleton ${clusterStop}`,
         `${staleWrites.length === 0 ? "no" : staleWrites.length} write${staleWrites.length === 1 ? "" : "s"} under epoch ${freezing.epoch} since`
       ].filter(Boolean).join("; ")
     )
@@ -303,11 +304,8 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
         `the cron job ran ${ticker.state.count} tick${ticker.state.count === 1 ? "" : "s"}`
     )
 
-    // 7. The checks.
-    phase("Checks")
-    for (const check of checks) {
-      timeline.line(Date.now(), "check", check.ok ? "✓ holds" : "✗ FAILED", `${check.name}: ${check.details}`, check.ok ? "good" : "bad")
-    }
+    // 7. The checks on the final state.
+    printChecks = false
     const entries = ledger.state.entries
     const stored = new Set(entries)
     const acks = log.of("ack")
@@ -345,9 +343,9 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     check(
       "no cron tick ran twice",
       ranOnce,
-      `${ran.length} ticks in the job's state, ${new Set(ran).size} distinct; its tick ledger: ${counts.completed} completed, ` +
-        `${counts.failed} failed, skipped ${counts.skippedDuplicate} duplicate / ${counts.skippedOverlap} overlapping / ` +
-        `${counts.skippedLate} late deliveries`
+      `${ran.length} ticks in its state, ${new Set(ran).size} distinct; tick ledger: ${counts.completed} completed, ` +
+        `${counts.failed} failed, skipped ${counts.skippedDuplicate} duplicate, ${counts.skippedOverlap} overlapping, ` +
+        `${counts.skippedLate} late`
     )
     const executions = [...ticks].sort((a, b) => a.startedAt - b.startedAt)
     const overlaps = executions.filter((tick, index) => index > 0 && tick.startedAt < executions[index - 1]!.finishedAt)
@@ -465,7 +463,9 @@ const program = (options: Options) =>
       process.stdout.write(`store: ${backend.description}\n\n`)
       timeline.header()
       const result = yield* Effect.either(
-        Effect.provide(scenario(backend, log, timeline), Layer.orDie(backend.client))
+        Effect.provide(scenario(backend, log, timeline), backend.client).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => process.stdout.write("\ninterrupted: stopping the runners\n")))
+        )
       )
       timeline.flush()
       if (Either.isLeft(result)) backend.keepDirectory()
@@ -481,11 +481,14 @@ const program = (options: Options) =>
         process.stdout.write(`\n${Timeline.style.bold(`last lines of ${file}:`)}\n${Cluster.tail(file, 15)}\n`)
       }
     } else {
-      const failed = checks.filter((check) => !check.ok).length
-      process.stdout.write(
-        `\n${ok ? Timeline.style.green(`✓ all ${checks.length} checks held`) : Timeline.style.red(`✗ ${failed} of ${checks.length} checks failed`)}` +
-          ` · ${seconds(duration)} · store: ${options.store}\n`
-      )
+      const held = checks.filter((check) => check.ok).length
+      const verdict = `${held} of ${checks.length} checks held · ${seconds(duration)} · store: ${options.store}`
+      process.stdout.write(`\n${Timeline.style.bold("Summary")}: ${ok ? Timeline.style.green(verdict) : Timeline.style.red(verdict)}\n`)
+      const width = Math.max(...checks.map((check) => check.name.length))
+      for (const check of checks) {
+        const mark = check.ok ? Timeline.style.green("✓") : Timeline.style.red("✗")
+        process.stdout.write(`  ${mark} ${check.name.padEnd(width)}  ${Timeline.style.dim(check.details)}\n`)
+      }
     }
     if (options.json !== undefined) {
       const report = {
