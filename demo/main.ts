@@ -6,7 +6,7 @@
  */
 import { SingletonHealth } from "@durable-singleton/core"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, DateTime, Duration, Effect, Either, Exit, Layer, Option } from "effect"
+import { Cause, DateTime, Duration, Effect, Either, Exit, Option } from "effect"
 import * as fs from "node:fs"
 import { Ledger, ledgerExpectedInterval, Ticker } from "./app.js"
 import * as Backends from "./backends.js"
