@@ -357,6 +357,10 @@ const main = async (argv: ReadonlyArray<string>) => {
     ...(argv.includes("--processes-only") ? { inProcess: false } : {})
   })
   console.log(formatTable(rows))
+  console.log("\nlower bound (INCR, the server computes the increment): " + rows
+    .filter((r) => r.lowerBound !== undefined)
+    .map((r) => `c${r.cell.concurrency}/${r.cell.keys}: ${Math.round(r.lowerBound!.measurement.opsPerSec).toLocaleString("en-US")}`)
+    .join(", "))
   const multi = rows.find((r) => r.variant !== "")
   if (multi !== undefined) console.log("\n" + formatProcesses(multi))
   console.log("\n" + checkTargets(rows))

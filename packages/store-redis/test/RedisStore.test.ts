@@ -243,6 +243,22 @@ describe("RedisStore", () => {
       expect(yield* Effect.promise(() => raw.get(`${prefix}2:ns:foreign`))).toBe("\u0007not ours")
     }))
 
+  redisTest("an empty value written by someone else is not an absent key: create-if-absent never overwrites it", (url) =>
+    Effect.gen(function*() {
+      const prefix = yield* uniquePrefix(url)
+      const client = yield* rawClient(url)
+      const store = yield* RedisStore.fromClient(client, { prefix, namespace: "ns" })
+      // f runs after the read saw the key absent and before the compare-and-set: an empty value
+      // written then on the same connection lands first.
+      const exit = yield* Effect.exit(store.modifyOrInit("k", (current) => {
+        if (Option.isNone(current)) void client.set(`${prefix}2:ns:k`, "")
+        return [current, Option.some("mine")]
+      }))
+      const error = failureOf(exit)
+      expect(error?._tag === "SystemError" && error.reason).toBe("InvalidData")
+      expect(yield* Effect.promise(() => client.get(`${prefix}2:ns:k`))).toBe("")
+    }))
+
   redisTest("loads its script again after SCRIPT FLUSH (NOSCRIPT fallback)", () =>
     Effect.gen(function*() {
       const server = yield* PrivateRedis.make

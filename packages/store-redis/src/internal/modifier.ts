@@ -30,8 +30,9 @@ import type { Connection } from "./connection.js"
 import { toPlatformError } from "./connection.js"
 
 /**
- * KEYS[1]: the key. ARGV[1]: the value the caller saw, '' for absent (stored values are never
- * empty: they carry a kind tag). ARGV[2]: the value to write, '' to only compare.
+ * KEYS[1]: the key. ARGV[1]: the value the caller saw, '' for absent (the store's values are
+ * never empty: they carry a kind tag; an empty value written by someone else is not absent).
+ * ARGV[2]: the value to write, '' to only compare.
  * Returns 1 when the key held the expected value (and wrote), otherwise the current value, or
  * 0 when the key is absent.
  *
@@ -40,7 +41,7 @@ import { toPlatformError } from "./connection.js"
 export const script = `local current = redis.call('GET', KEYS[1])
 if current == false then
   if ARGV[1] ~= '' then return 0 end
-elseif current ~= ARGV[1] then
+elseif ARGV[1] == '' or current ~= ARGV[1] then
   return current
 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2]) end
@@ -123,11 +124,11 @@ const isValue = (u: Store.Value | PlatformError.PlatformError): u is Store.Value
 /** @internal */
 export class Modifier {
   /**
-   * Per key, its calls. An idle key's entry is kept and reused until there are
-   * `idleEntriesKept` entries: adding and deleting a Map entry per call reallocates its table,
-   * and that churn showed up in the garbage collector's time.
+   * The keys with calls running or waiting. An entry is deleted as soon as its key is idle:
+   * kept for reuse, long-lived entries pointing at each call's short-lived arrays made the young
+   * generation promote about a kilobyte per call to the old one.
    */
-  private readonly keys = new Map<string, KeyUpdates>()
+  private readonly active = new Map<string, KeyUpdates>()
 
   constructor(readonly options: Options) {}
 
@@ -138,36 +139,26 @@ export class Modifier {
     return Effect.async<A, PlatformError.PlatformError>((resume) => {
       if (this.options.isClosed()) return resume(Effect.fail(this.options.closedError("modifyOrInit")))
       const call: Call = { f, resume: resume as Call["resume"], result: undefined, settled: false }
-      let updates = this.keys.get(redisKey)
+      const updates = this.active.get(redisKey)
       if (updates === undefined) {
-        if (this.keys.size >= idleEntriesKept) this.dropIdle()
-        updates = new KeyUpdates(this.options, redisKey)
-        this.keys.set(redisKey, updates)
-      }
-      if (!updates.running) {
         // The key is idle: this call starts a batch and its read is sent right now, so there is
         // nothing to cancel (an interrupted call in flight may or may not be applied). Not
         // returning a canceler matters: Effect's interruption hook around an async costs more
         // than everything else a call does.
-        updates.start(call)
+        const started = new KeyUpdates(this.options, redisKey, () => this.active.delete(redisKey))
+        this.active.set(redisKey, started)
+        started.start(call)
         return
       }
-      const queued = updates
-      queued.pending.push(call)
+      updates.pending.push(call)
       // A queued call that is interrupted before its batch starts is dropped, never applied.
       return Effect.sync(() => {
-        const index = queued.pending.indexOf(call)
-        if (index >= 0) queued.pending.splice(index, 1)
+        const index = updates.pending.indexOf(call)
+        if (index >= 0) updates.pending.splice(index, 1)
       })
     })
   }
-
-  private dropIdle() {
-    for (const [key, updates] of this.keys) if (!updates.running) this.keys.delete(key)
-  }
 }
-
-const idleEntriesKept = 1024
 
 /**
  * The calls on one key: a batch running (read, decide, compare-and-set, retry) and the calls
@@ -196,30 +187,23 @@ class KeyUpdates {
   private fresh = false
   private next: Buffer | undefined = undefined
   private attempt = 0
-  /** A batch is running (calls made meanwhile wait in `pending`). */
-  running = false
 
-  constructor(private readonly options: Options, private readonly redisKey: string) {
+  constructor(
+    private readonly options: Options,
+    private readonly redisKey: string,
+    private readonly idle: () => void
+  ) {
     this.pending = []
   }
 
   start(call: Call): void {
-    this.running = true
     this.pending.push(call)
     this.nextBatch()
   }
 
   private nextBatch(): void {
     const { closedError, isClosed } = this.options
-    if (this.pending.length === 0) {
-      // Idle: keep nothing of the last values.
-      this.running = false
-      this.batch = []
-      this.known = undefined
-      this.current = null
-      this.next = undefined
-      return
-    }
+    if (this.pending.length === 0) return this.idle()
     this.batch = this.pending
     this.pending = []
     this.waitingAtReply = 0
