@@ -468,17 +468,22 @@ const program = (options: Options) =>
         )
       )
       timeline.flush()
-      if (Either.isLeft(result)) backend.keepDirectory()
+      // Keep the runners' logs of a failed run.
+      const failedRun = Either.isLeft(result) && result.left._tag === "DemoFailure"
+      if (failedRun) backend.keepDirectory()
       return { result, backend }
     }))
     const duration = Date.now() - startedAt
     const checks = Either.getOrElse(outcome.result, () => [])
     const ok = Either.isRight(outcome.result) && checks.every((check) => check.ok)
     if (Either.isLeft(outcome.result)) {
-      process.stdout.write(`\n${Timeline.style.red(`✗ the demo failed: ${outcome.result.left.message}`)}\n`)
-      for (const name of names) {
-        const file = `${outcome.backend.directory}/${name}.log`
-        process.stdout.write(`\n${Timeline.style.bold(`last lines of ${file}:`)}\n${Cluster.tail(file, 15)}\n`)
+      const failure = outcome.result.left
+      process.stdout.write(`\n${Timeline.style.red(`✗ the demo failed: ${failure.message}`)}\n`)
+      if (failure._tag === "DemoFailure") {
+        for (const name of names) {
+          const file = `${outcome.backend.directory}/${name}.log`
+          process.stdout.write(`\n${Timeline.style.bold(`last lines of ${file}:`)}\n${Cluster.tail(file, 15)}\n`)
+        }
       }
     } else {
       const held = checks.filter((check) => check.ok).length

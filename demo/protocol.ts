@@ -22,8 +22,8 @@ export interface RunnerConfig {
   readonly store: StoreConfig
 }
 
-/** An event a runner reports; `at` is its wall-clock time in milliseconds. */
-export type RunnerEvent = { readonly at: number } & (
+/** What a runner reports (see {@link RunnerEvent}). */
+export type RunnerReport =
   /** Loaded its code; waits for `join`. */
   | { readonly type: "loaded" }
   /** Joined the cluster: its runner is registered and our singletons are registered with it. */
@@ -71,7 +71,9 @@ export type RunnerEvent = { readonly at: number } & (
   | { readonly type: "tick-skipped"; readonly scheduledAt: string; readonly outcome: string }
   /** Any other warning or error the runtime or the cluster logged. */
   | { readonly type: "log"; readonly level: string; readonly message: string }
-)
+
+/** A report as the demo receives it: `at` is the runner's wall-clock time in milliseconds. */
+export type RunnerEvent = RunnerReport & { readonly at: number }
 
 /** What the demo asks of a runner. */
 export type RunnerCommand =

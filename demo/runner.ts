@@ -15,7 +15,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Cause, Effect, HashMap, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { epochsOf, Ledger, Runner, Ticker } from "./app.js"
-import type { RunnerCommand, RunnerConfig, RunnerEvent } from "./protocol.js"
+import type { RunnerCommand, RunnerConfig, RunnerEvent, RunnerReport } from "./protocol.js"
 
 const config: RunnerConfig = JSON.parse(process.env.DEMO_RUNNER ?? "null")
 if (config === null) {
@@ -23,10 +23,9 @@ if (config === null) {
   process.exit(2)
 }
 
-const report = (event: DistributiveOmit<RunnerEvent, "at">) => {
-  if (process.connected) process.send!({ ...event, at: Date.now() })
+const report = (report: RunnerReport) => {
+  if (process.connected) process.send!({ ...report, at: Date.now() } satisfies RunnerEvent)
 }
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 let freezeRequested = false
 let join: (() => void) | undefined
@@ -110,17 +109,22 @@ const forwarder = Logger.make(({ annotations, cause, logLevel, message }) => {
     return report({ type: "stepping-down", singleton: String(singleton), ...(error ? epochsOf(error) : { expectedEpoch: undefined, actualEpoch: undefined }) })
   }
   const details = [...rest, ...(cause._tag === "Empty" ? [] : [cause])].map(describe)
-  report({ type: "log", level: logLevel.label, message: [String(text), ...details].join(" ") })
+  report({ type: "log", level: logLevel.label, message: [String(text), ...details].join(": ") })
 })
 
+// One line for the timeline: the innermost reason of an error (the whole story is in the
+// runner's log file).
 const describe = (value: unknown): string => {
-  if (Cause.isCause(value)) return Cause.pretty(value)
-  if (value instanceof Error) return value.message
-  if (typeof value === "string") return value
+  let error = Cause.isCause(value) ? Cause.squash(value) : value
+  while (typeof error === "object" && error !== null && "cause" in error && error.cause !== undefined) {
+    error = error.cause
+  }
+  if (error instanceof Error) return error.message
+  if (typeof error === "string") return error
   try {
-    return JSON.stringify(value)
+    return JSON.stringify(error)
   } catch {
-    return String(value)
+    return String(error)
   }
 }
 
