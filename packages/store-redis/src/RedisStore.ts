@@ -19,7 +19,7 @@
  * ```ts
  * import { RedisStore } from "@durable-singleton/store-redis"
  * import { Store } from "@durable-singleton/core"
- * import { Effect, Option } from "effect"
+ * import { Effect } from "effect"
  *
  * const program = Effect.gen(function*() {
  *   const store = yield* Store.Store
@@ -52,7 +52,7 @@ import * as Namespace from "./internal/namespace.js"
 import { decode, encode, Modifier } from "./internal/modifier.js"
 
 /**
- * How a store lays out its keys, for a store on a client you already have.
+ * Options of a store on a client you already have: where its keys go, and how hard it retries.
  *
  * @since 0.1.0
  * @category models
