@@ -2,19 +2,26 @@
  * The store backend over one table: plain statements for reads and blind writes, and a hybrid
  * atomic read-modify-write.
  *
- * `modifyOrInit` first tries the optimistic path (read value and version; write with
- * `UPDATE … WHERE version = $v`, or `INSERT … ON CONFLICT DO NOTHING` for a missing key): two
- * round trips, no lock held across them, the fastest way when keys are not contended. After a
- * conflict it falls back to the row lock (`BEGIN; SELECT … FOR UPDATE; UPDATE; COMMIT`), which
- * cannot conflict, so an operation calls `f` at most twice plus once per lost insert race (a
- * bounded number) and a hot key costs one queue on the row lock instead of a retry storm. A key
- * that conflicted recently goes straight to the row lock for a while.
+ * `modifyOrInit(key, f)` tries, in order:
  *
- * Within one store client, operations on the same key also queue locally before they take a
- * connection: in the database they would only conflict with each other.
+ * 1. **The remembered version** (one round trip): if this store read or wrote the key last, it
+ *    knows the value and the version it had, runs `f` on that value and writes with
+ *    `UPDATE … WHERE version = $v`. A version is the id of the transaction that wrote the row,
+ *    never reused, so a matching version means `f` saw the current value: the write is exact,
+ *    and a wrong guess (another client wrote since) only costs the failed `UPDATE`. A decision
+ *    to write nothing is not trusted to the memory: it goes on to step 2, which reads.
+ * 2. **Compare-and-set** (two round trips): read value and version, run `f`, write with
+ *    `UPDATE … WHERE version = $v`, or `INSERT … ON CONFLICT DO NOTHING` for a missing key. No
+ *    lock is held between the two: the fastest way when keys are not contended.
+ * 3. **The row lock**, after a conflict in step 2 (`BEGIN; SELECT … FOR UPDATE; UPDATE; COMMIT`):
+ *    it cannot conflict (an insert loses only to an insert that commits, and then the loop reads
+ *    that row), so `f` runs at most three times plus once per lost insert race (bounded), and a
+ *    hot key shared with other clients costs one queue on the row lock instead of a retry storm.
+ *    A key that conflicted recently goes straight to the row lock for a while.
  *
- * Each operation is one effect around a plain promise chain on one connection: the per-step cost
- * of composing effects is of the order of the work itself at these latencies.
+ * Within one store, operations on the same key also queue locally before they take a connection:
+ * in the database they would only conflict with each other, and the queue keeps the remembered
+ * version of a key consistent.
  *
  * @internal
  */
@@ -57,6 +64,7 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
       const ns = utf8.encode(namespace)
       const keyQueue = new KeyQueue()
       const contended = new Map<string, number>()
+      const versions = new Versions()
 
       const op = <A>(
         method: string,
@@ -79,31 +87,67 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
         return value
       }
 
-      const optimistic = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
-        const row = (await lease.execute(s.read, [ns, k])).rows[0]
-        const [a, next] = decide(f, row === undefined ? Option.none() : Option.some(decode(row[0])))
-        if (next._tag === "None") return a
-        const written = row === undefined
-          ? await lease.execute(s.insertIfAbsent, [ns, k, Store.encodeTagged(next.value)])
-          : await lease.execute(s.compareAndSet, [ns, k, Store.encodeTagged(next.value), row[1]])
-        if (written.rowCount === 1) return a
-        if (contended.size >= maxContendedKeys) contended.clear()
-        contended.set(key, performance.now() + contendedMillis)
-        return locked(lease, k, f)
+      // Runs f and encodes what it decided to write (undefined: write nothing).
+      const decideAndEncode = <A>(f: Decide<A>, current: Option.Option<Store.Value>) => {
+        const decision = decide(f, current)
+        return [decision, decision[1]._tag === "Some" ? Store.encodeTagged(decision[1].value) : undefined] as const
       }
 
-      const locked = <A>(lease: Lease, k: Uint8Array, f: Decide<A>): Promise<A> =>
-        transaction(lease, begin, async () => {
-          for (let races = 0;; races++) {
-            const row = (await lease.execute(s.readForUpdate, [ns, k])).rows[0]
-            const [a, next] = decide(f, row === undefined ? Option.none() : Option.some(decode(row[0])))
-            if (next._tag === "None") return a
+      const modify = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
+        if (isContended(key)) return locked(lease, key, k, f)
+        const known = versions.take(key)
+        if (known !== undefined) {
+          const [[a, next], encoded] = decideAndEncode(f, Option.some(copy(known.value)))
+          if (encoded !== undefined) {
+            const row = (await lease.execute(s.compareAndSet, [ns, k, encoded, known.version])).rows[0]
             if (row !== undefined) {
-              await lease.execute(s.update, [ns, k, Store.encodeTagged(next.value)])
+              versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, row[0])
               return a
             }
-            const inserted = await lease.execute(s.insertIfAbsent, [ns, k, Store.encodeTagged(next.value)])
-            if (inserted.rowCount === 1) return a
+          }
+        }
+        return optimistic(lease, key, k, f)
+      }
+
+      const optimistic = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
+        const read = (await lease.execute(s.read, [ns, k])).rows[0]
+        let current: Option.Option<Store.Value> = Option.none()
+        if (read !== undefined) {
+          const value = decode(read[0])
+          versions.remember(key, value, read[0].length, read[1])
+          current = Option.some(value)
+        }
+        const [[a, next], encoded] = decideAndEncode(f, current)
+        if (encoded === undefined) return a
+        const written = read === undefined
+          ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded])).rows[0]
+          : (await lease.execute(s.compareAndSet, [ns, k, encoded, read[1]])).rows[0]
+        if (written !== undefined) {
+          versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, written[0])
+          return a
+        }
+        if (contended.size >= maxContendedKeys) contended.clear()
+        contended.set(key, performance.now() + contendedMillis)
+        return locked(lease, key, k, f)
+      }
+
+      const locked = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
+        let written: { readonly value: Store.Value; readonly size: number; readonly version: string } | undefined
+        const a = await transaction(lease, begin, async () => {
+          for (let races = 0;; races++) {
+            const read = (await lease.execute(s.readForUpdate, [ns, k])).rows[0]
+            const [[a, next], encoded] = decideAndEncode(
+              f,
+              read === undefined ? Option.none() : Option.some(decode(read[0]))
+            )
+            if (encoded === undefined) return a
+            const row = read === undefined
+              ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded])).rows[0]
+              : (await lease.execute(s.update, [ns, k, encoded])).rows[0]
+            if (row !== undefined) {
+              written = { value: (next as Option.Some<Store.Value>).value, size: encoded.length, version: row[0] }
+              return a
+            }
             if (races >= maxInsertRaces) {
               throw new Errors.StoreFailure(
                 `the key was created and removed concurrently ${races + 1} times in a row; giving up`,
@@ -112,6 +156,10 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
             }
           }
         })
+        // remembered only once the transaction has committed
+        if (written !== undefined) versions.remember(key, written.value, written.size, written.version)
+        return a
+      }
 
       const isContended = (key: string): boolean => {
         const until = contended.get(key)
@@ -130,22 +178,23 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
           }),
         set: (key, value) =>
           op("set", async (lease) => {
-            await lease.execute(s.set, [ns, utf8.encode(key), Store.encodeTagged(value)])
-          }),
+            versions.forget(key)
+            const encoded = Store.encodeTagged(value)
+            const row = (await lease.execute(s.set, [ns, utf8.encode(key), encoded])).rows[0]!
+            versions.remember(key, value, encoded.length, row[0])
+          }, key),
         remove: (key) =>
           op("remove", async (lease) => {
+            versions.forget(key)
             await lease.execute(s.remove, [ns, utf8.encode(key)])
-          }),
+          }, key),
         has: (key) => op("has", async (lease) => (await lease.execute(s.has, [ns, utf8.encode(key)])).rows.length > 0),
         size: op("size", async (lease) => Number((await lease.execute(s.size, [ns])).rows[0]![0])),
         clear: op("clear", async (lease) => {
+          versions.forgetAll()
           await lease.execute(s.clear, [ns])
         }),
-        modifyOrInit: (key, f) =>
-          op("modifyOrInit", (lease) => {
-            const k = utf8.encode(key)
-            return isContended(key) ? locked(lease, k, f) : optimistic(lease, key, k, f)
-          }, key)
+        modifyOrInit: (key, f) => op("modifyOrInit", (lease) => modify(lease, key, utf8.encode(key), f), key)
       }
     }
   )
@@ -157,3 +206,39 @@ const decide = <A>(f: Decide<A>, current: Option.Option<Store.Value>): Store.Dec
     throw new Defect(error)
   }
 }
+
+// Callers may mutate the arrays they pass in or get back; remembered bytes must not change.
+const copy = (value: Store.Value): Store.Value => typeof value === "string" ? value : value.slice()
+
+/**
+ * What this store last read or wrote for recently used keys: the value and the version it had.
+ * Only a guess to try first (see the module comment): a stale entry costs a failed `UPDATE`,
+ * never a wrong result. Bounded in entries and in the size of the values kept.
+ */
+class Versions {
+  private readonly entries = new Map<string, { readonly value: Store.Value; readonly version: string }>()
+
+  take(key: string): { readonly value: Store.Value; readonly version: string } | undefined {
+    const entry = this.entries.get(key)
+    if (entry !== undefined) this.entries.delete(key)
+    return entry
+  }
+
+  remember(key: string, value: Store.Value, encodedSize: number, version: string): void {
+    if (encodedSize > maxRememberedBytes) return
+    this.entries.delete(key)
+    if (this.entries.size >= maxRememberedKeys) this.entries.delete(this.entries.keys().next().value!)
+    this.entries.set(key, { value: copy(value), version })
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key)
+  }
+
+  forgetAll(): void {
+    this.entries.clear()
+  }
+}
+
+const maxRememberedKeys = 4096
+const maxRememberedBytes = 64 * 1024

@@ -74,21 +74,25 @@ export const make = (schema: string, table: string): Statements => {
     has: named(`SELECT 1 FROM ${t} WHERE ${where}`),
     set: named(
       `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, ${writeVersion}, now()) ` +
-        `ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at`
+        `ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at ` +
+        `RETURNING version`
     ),
     remove: named(`DELETE FROM ${t} WHERE ${where}`),
     size: named(`SELECT count(*) FROM ${t} WHERE namespace = $1`),
     clear: named(`DELETE FROM ${t} WHERE namespace = $1`),
     read: named(`SELECT value, version FROM ${t} WHERE ${where}`),
     compareAndSet: named(
-      `UPDATE ${t} SET value = $3, version = ${writeVersion}, updated_at = now() WHERE ${where} AND version = $4`
+      `UPDATE ${t} SET value = $3, version = ${writeVersion}, updated_at = now() WHERE ${where} AND version = $4 ` +
+        `RETURNING version`
     ),
     insertIfAbsent: named(
       `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, ${writeVersion}, now()) ` +
-        `ON CONFLICT (namespace, key) DO NOTHING`
+        `ON CONFLICT (namespace, key) DO NOTHING RETURNING version`
     ),
     readForUpdate: named(`SELECT value FROM ${t} WHERE ${where} FOR UPDATE`),
-    update: named(`UPDATE ${t} SET value = $3, version = ${writeVersion}, updated_at = now() WHERE ${where}`)
+    update: named(
+      `UPDATE ${t} SET value = $3, version = ${writeVersion}, updated_at = now() WHERE ${where} RETURNING version`
+    )
   }
 }
 

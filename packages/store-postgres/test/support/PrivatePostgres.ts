@@ -21,8 +21,8 @@ export interface PrivatePostgres {
   readonly freeze: Effect.Effect<void>
   /** SIGCONT: the frozen server carries on. */
   readonly thaw: Effect.Effect<void>
-  /** Sends a signal to one backend of this server (by `pg_backend_pid()`). */
-  readonly signalBackend: (pid: number, signal: NodeJS.Signals) => Effect.Effect<void>
+  /** Sends a signal to one backend of this server (by `pg_backend_pid()`); fails if it is not one. */
+  readonly signalBackend: (pid: number, signal: NodeJS.Signals) => Effect.Effect<void, Error>
 }
 
 /** A loopback port nothing listens on (at the time of asking). */
@@ -100,13 +100,16 @@ export const make: Effect.Effect<PrivatePostgres, never, Scope.Scope> = Effect.g
     Effect.sync(() => {
       const parent = postmaster()
       if (parent === undefined) return
-      for (const pid of [parent, ...backends(parent)]) process.kill(pid, name)
+      for (const pid of [parent, ...backends(parent)]) kill(pid, name)
     })
   const signalBackend = (pid: number, name: NodeJS.Signals) =>
-    Effect.sync(() => {
+    Effect.suspend(() => {
       const parent = postmaster()
-      if (parent === undefined || !backends(parent).includes(pid)) throw new Error(`${pid} is not a backend of this server`)
-      process.kill(pid, name)
+      if (parent === undefined || !backends(parent).includes(pid)) {
+        return Effect.fail(new Error(`${pid} is not a backend of this server`))
+      }
+      kill(pid, name)
+      return Effect.void
     })
   yield* Effect.acquireRelease(start, () =>
     Effect.ignore(Effect.zipRight(signal("SIGCONT"), pgCtl("stop", "-w", "-t", "60", "-m", "immediate"))))
@@ -119,6 +122,15 @@ export const make: Effect.Effect<PrivatePostgres, never, Scope.Scope> = Effect.g
     signalBackend
   }
 })
+
+// A process may exit between listing it and signalling it.
+const kill = (pid: number, signal: NodeJS.Signals) => {
+  try {
+    process.kill(pid, signal)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error
+  }
+}
 
 const postgresIds = (): [number, number] => {
   const line = fs.readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("postgres:"))
