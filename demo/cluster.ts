@@ -18,7 +18,7 @@ export class DemoFailure extends Data.TaggedError("DemoFailure")<{ readonly mess
 /** Everything in the log: what the runners reported, and what the demo did and saw. */
 export type LoggedEvent =
   | RunnerEvent & { readonly runner: string }
-  | { readonly at: number; readonly type: "demo"; readonly action: string; readonly details?: unknown }
+  | { readonly at: number; readonly type: "demo"; readonly action: string; readonly details: string }
   | { readonly at: number; readonly type: "health"; readonly health: string; readonly details: string }
   | { readonly at: number; readonly type: "exit"; readonly runner: string; readonly code: number | null; readonly signal: string | null }
 

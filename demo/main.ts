@@ -8,6 +8,7 @@ import { SingletonHealth } from "@durable-singleton/core"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, DateTime, Duration, Effect, Either, Exit, Option } from "effect"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { Ledger, ledgerExpectedInterval, Ticker } from "./app.js"
 import * as Backends from "./backends.js"
 import * as Cluster from "./cluster.js"
@@ -75,6 +76,30 @@ const seconds = (millis: number) => `${(millis / 1000).toFixed(1)} s`
 
 const lastOf = (entries: ReadonlyArray<string>) => entries.length === 0 ? "none" : entries[entries.length - 1]
 
+/**
+ * The ledger's latest claim, once its holder has written `writes` times (since `from`), the cron
+ * job has ticked `ticks` times since `from`, and the ledger has not moved for `quietMillis`.
+ */
+const settledLeader = (
+  log: Cluster.EventLog,
+  options: { readonly from: number; readonly writes: number; readonly ticks: number; readonly quietMillis: number }
+) =>
+() => {
+  const claim = log.of("claimed").at(-1)
+  if (claim === undefined) return undefined
+  const writes = log.of("ack", { runner: claim.runner, from: Math.max(claim.index, options.from) })
+    .filter((ack) => ack.epoch === claim.epoch).length
+  const ticks = log.of("tick", { from: options.from }).length
+  const lastMove = Math.max(
+    ...[...log.of("singleton-started"), ...log.of("singleton-stopped")]
+      .filter((event) => event.singleton === Ledger.name)
+      .map((event) => event.at)
+  )
+  return writes >= options.writes && ticks >= options.ticks && Date.now() - lastMove >= options.quietMillis
+    ? claim
+    : undefined
+}
+
 /** The scenario. Fails with `DemoFailure` when something does not happen in time. */
 const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Timeline.Timeline) =>
   Effect.gen(function*() {
@@ -85,9 +110,9 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
       checks.push({ name, ok, details })
       if (printChecks) timeline.line(Date.now(), "check", ok ? "✓ holds" : "✗ FAILED", `${name}: ${details}`, ok ? "good" : "bad")
     }
-    const demo = (action: string, details: string, extra?: unknown) => {
+    const demo = (action: string, details: string) => {
       const at = Date.now()
-      log.add({ at, type: "demo", action, details: extra ?? details })
+      log.add({ at, type: "demo", action, details })
       timeline.line(at, "demo", action, details)
       return at
     }
@@ -124,17 +149,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     const stable = yield* log.waitFor(
       "a stable leader (5 writes in a row, 2 cron ticks, no move for 1.5 s)",
       "30 seconds",
-      () => {
-        const claim = log.of("claimed").at(-1)
-        if (claim === undefined) return undefined
-        const writes = log.of("ack", { runner: claim.runner, from: Math.max(claim.index, joined) })
-          .filter((ack) => ack.epoch === claim.epoch)
-        const moves = [...log.of("singleton-started"), ...log.of("singleton-stopped")]
-          .filter((event) => event.singleton === Ledger.name)
-        const lastMove = Math.max(...moves.map((event) => event.at))
-        const ticks = log.of("tick", { from: joined }).length
-        return writes.length >= 5 && ticks >= 2 && Date.now() - lastMove > 1500 ? claim : undefined
-      }
+      settledLeader(log, { from: joined, writes: 5, ticks: 2, quietMillis: 1500 })
     )
     demo("stable", `${stable.runner} leads the ledger under epoch ${stable.epoch}`)
 
@@ -179,13 +194,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     const leading = yield* log.waitFor(
       "the new leader to write 5 times and the cron job to tick again",
       "20 seconds",
-      () => {
-        const claim = log.of("claimed").at(-1)
-        if (claim === undefined) return undefined
-        const writes = log.of("ack", { runner: claim.runner, from: claim.index }).filter((ack) => ack.epoch === claim.epoch)
-        const ticked = log.of("tick", { from: successor.index }).length > 0
-        return writes.length >= 5 && ticked ? claim : undefined
-      }
+      settledLeader(log, { from: successor.index, writes: 5, ticks: 1, quietMillis: 0 })
     )
     const frozen = runner(leading.runner)
     const askedAt = log.events.length
@@ -241,19 +250,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     const settled = yield* log.waitFor(
       "a stable leader after the resume (3 writes, a cron tick, no move for 1.5 s)",
       "25 seconds",
-      () => {
-        const claim = log.of("claimed").at(-1)
-        if (claim === undefined) return undefined
-        const writes = log.of("ack", { runner: claim.runner, from: Math.max(claim.index, afterResume) })
-          .filter((ack) => ack.epoch === claim.epoch)
-        const lastMove = Math.max(
-          ...[...log.of("singleton-started"), ...log.of("singleton-stopped")]
-            .filter((event) => event.singleton === Ledger.name)
-            .map((event) => event.at)
-        )
-        const ticked = log.of("tick", { from: afterResume }).length > 0
-        return writes.length >= 3 && ticked && Date.now() - lastMove > 1500 ? claim : undefined
-      }
+      settledLeader(log, { from: afterResume, writes: 3, ticks: 1, quietMillis: 1500 })
     )
     demo("stable", `${settled.runner} leads the ledger under epoch ${settled.epoch}`)
     const staleWrites = log.of("ack", { runner: frozen.name, from: freezing.index }).filter((ack) => ack.epoch === freezing.epoch)
@@ -361,7 +358,15 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
       exits.every((exit) => exit.code === 0),
       exits.map((exit) => `${exit.runner} exited ${exit.signal ?? `with ${exit.code}`}`).join(", ")
     )
-    return checks
+    return {
+      checks,
+      runners: runners.map(({ name, pid, port }) => ({ name, pid, port })),
+      final: {
+        ledger: { epoch: ledger.epoch, total: ledger.state.total, entries: ledger.state.entries },
+        ticker: { epoch: ticker.epoch, count: ticker.state.count, ticks: ticker.state.ticks },
+        tickLedger: final.status.counts
+      }
+    }
   })
 
 /** Prints the ledger's health (from the store, as any node would read it) whenever it changes. */
@@ -474,7 +479,7 @@ const program = (options: Options) =>
       return { result, backend }
     }))
     const duration = Date.now() - startedAt
-    const checks = Either.getOrElse(outcome.result, () => [])
+    const checks = Either.match(outcome.result, { onLeft: () => [], onRight: (result) => result.checks })
     const ok = Either.isRight(outcome.result) && checks.every((check) => check.ok)
     if (Either.isLeft(outcome.result)) {
       const failure = outcome.result.left
@@ -503,10 +508,13 @@ const program = (options: Options) =>
         durationMs: duration,
         failure: Either.isLeft(outcome.result) ? outcome.result.left.message : null,
         checks,
+        ...Either.getOrElse(Either.map(outcome.result, ({ final, runners }) => ({ runners, final })), () => ({})),
         events: log.events
       }
-      fs.writeFileSync(options.json, `${JSON.stringify(report, null, 2)}\n`)
-      process.stdout.write(`event log written to ${options.json}\n`)
+      // Relative to where `pnpm demo` was typed, not to the package root pnpm runs it in.
+      const file = path.resolve(process.env.INIT_CWD ?? process.cwd(), options.json)
+      fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
+      process.stdout.write(`event log written to ${file}\n`)
     }
     return ok ? 0 : 1
   })
