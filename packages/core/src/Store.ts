@@ -343,7 +343,8 @@ export const decodeTagged = (bytes: Uint8Array): Value | undefined => {
         return undefined
       }
     case 1:
-      return bytes.slice(1)
+      // A plain copy, also when given a Node Buffer (whose `slice` is a view of the input).
+      return new Uint8Array(bytes.subarray(1))
     default:
       return undefined
   }

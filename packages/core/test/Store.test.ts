@@ -160,6 +160,9 @@ describe("Store (derived from a backend)", () => {
       expect(decoded).toEqual(value)
       expect(typeof decoded).toBe(typeof value)
     }
+    const fromBuffer = Store.decodeTagged(Buffer.from([1, 7, 8])) as Uint8Array
+    expect(Object.getPrototypeOf(fromBuffer)).toBe(Uint8Array.prototype)
+    expect(fromBuffer).toEqual(new Uint8Array([7, 8]))
     expect(Store.decodeTagged(new Uint8Array([2, 65]))).toBeUndefined()
     expect(Store.decodeTagged(new Uint8Array([0, 0xff]))).toBeUndefined()
     expect(Store.decodeTagged(new Uint8Array([]))).toBeUndefined()
