@@ -7,6 +7,7 @@ import { type ChildProcess, fork } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
+import { Ledger } from "./app.js"
 import type { Backend } from "./backends.js"
 import type { RunnerCommand, RunnerConfig, RunnerEvent } from "./protocol.js"
 
@@ -203,3 +204,56 @@ export const tail = (file: string, lines: number): string => {
     return "(no log)"
   }
 }
+
+/**
+ * Starts the runners and has them join the cluster: the first one alone (it creates the
+ * cluster's tables), then the others. Returns once every runner has joined, with the index of
+ * the last "ready" event in the log.
+ */
+export const start = (
+  names: ReadonlyArray<string>,
+  ports: ReadonlyArray<number>,
+  backend: Backend,
+  log: EventLog
+): Effect.Effect<{ readonly runners: ReadonlyArray<RunnerProcess>; readonly joined: number }, DemoFailure, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runners = yield* Effect.forEach(names, (name, index) => spawn(name, ports[index]!, backend, log))
+    const first = runners[0]!
+    yield* log.waitFor(`runner ${first.name} to load`, "60 seconds", () => log.of("loaded", { runner: first.name })[0])
+    first.send({ type: "join" })
+    yield* log.waitFor(`runner ${first.name} to join`, "30 seconds", () => log.of("ready", { runner: first.name })[0])
+    for (const other of runners.slice(1)) {
+      yield* log.waitFor(`runner ${other.name} to load`, "60 seconds", () => log.of("loaded", { runner: other.name })[0])
+      other.send({ type: "join" })
+    }
+    const joined = yield* log.waitFor("every runner to join", "30 seconds", () => {
+      const ready = runners.map((runner) => log.of("ready", { runner: runner.name })[0])
+      return ready.every((event) => event !== undefined) ? Math.max(...ready.map((event) => event!.index)) : undefined
+    })
+    return { runners, joined }
+  })
+
+/**
+ * The ledger's latest claim, once its holder has written `writes` times (since `from`), the cron
+ * job has ticked `ticks` times since `from`, and the ledger has not moved for `quietMillis`.
+ */
+export const settledLeader = (
+  log: EventLog,
+  options: { readonly from: number; readonly writes: number; readonly ticks: number; readonly quietMillis: number }
+) =>
+() => {
+  const claim = log.of("claimed").at(-1)
+  if (claim === undefined) return undefined
+  const writes = log.of("ack", { runner: claim.runner, from: Math.max(claim.index, options.from) })
+    .filter((ack) => ack.epoch === claim.epoch).length
+  const ticks = log.of("tick", { from: options.from }).length
+  const lastMove = Math.max(
+    ...[...log.of("singleton-started"), ...log.of("singleton-stopped")]
+      .filter((event) => event.singleton === Ledger.name)
+      .map((event) => event.at)
+  )
+  return writes >= options.writes && ticks >= options.ticks && Date.now() - lastMove >= options.quietMillis
+    ? claim
+    : undefined
+}
+

@@ -76,30 +76,6 @@ const seconds = (millis: number) => `${(millis / 1000).toFixed(1)} s`
 
 const lastOf = (entries: ReadonlyArray<string>) => entries.length === 0 ? "none" : entries[entries.length - 1]
 
-/**
- * The ledger's latest claim, once its holder has written `writes` times (since `from`), the cron
- * job has ticked `ticks` times since `from`, and the ledger has not moved for `quietMillis`.
- */
-const settledLeader = (
-  log: Cluster.EventLog,
-  options: { readonly from: number; readonly writes: number; readonly ticks: number; readonly quietMillis: number }
-) =>
-() => {
-  const claim = log.of("claimed").at(-1)
-  if (claim === undefined) return undefined
-  const writes = log.of("ack", { runner: claim.runner, from: Math.max(claim.index, options.from) })
-    .filter((ack) => ack.epoch === claim.epoch).length
-  const ticks = log.of("tick", { from: options.from }).length
-  const lastMove = Math.max(
-    ...[...log.of("singleton-started"), ...log.of("singleton-stopped")]
-      .filter((event) => event.singleton === Ledger.name)
-      .map((event) => event.at)
-  )
-  return writes >= options.writes && ticks >= options.ticks && Date.now() - lastMove >= options.quietMillis
-    ? claim
-    : undefined
-}
-
 /** The scenario. Fails with `DemoFailure` when something does not happen in time. */
 const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Timeline.Timeline) =>
   Effect.gen(function*() {
@@ -125,31 +101,18 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     phase("1. Three runner processes join the cluster")
     const ports = yield* Cluster.freePorts(names.length)
     demo("start", `${names.length} runners on 127.0.0.1 ports ${ports.join(", ")}`)
-    const runners = yield* Effect.forEach(names, (name, index) => Cluster.spawn(name, ports[index]!, backend, log))
     // Health, read from the store by this process, printed when it changes.
     yield* Effect.forkScoped(monitorHealth(log, timeline))
     // Runs of acknowledged writes are printed every few seconds.
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep("1 second"), Effect.sync(() => timeline.flush(4000)))))
+    const { joined, runners } = yield* Cluster.start(names, ports, backend, log)
     const runner = (name: string) => runners.find((runner) => runner.name === name)!
-    const first = runners[0]!
-    yield* log.waitFor(`runner ${first.name} to load`, "60 seconds", () => log.of("loaded", { runner: first.name })[0])
-    // The first runner creates the cluster's tables; the others join once it has.
-    first.send({ type: "join" })
-    yield* log.waitFor(`runner ${first.name} to join`, "30 seconds", () => log.of("ready", { runner: first.name })[0])
-    for (const other of runners.slice(1)) {
-      yield* log.waitFor(`runner ${other.name} to load`, "60 seconds", () => log.of("loaded", { runner: other.name })[0])
-      other.send({ type: "join" })
-    }
-    const joined = yield* log.waitFor("every runner to join", "30 seconds", () => {
-      const ready = runners.map((runner) => log.of("ready", { runner: runner.name })[0])
-      return ready.every((event) => event !== undefined) ? Math.max(...ready.map((event) => event!.index)) : undefined
-    })
 
     // 2. Leadership settles.
     const stable = yield* log.waitFor(
       "a stable leader (5 writes in a row, 2 cron ticks, no move for 1.5 s)",
       "30 seconds",
-      settledLeader(log, { from: joined, writes: 5, ticks: 2, quietMillis: 1500 })
+      Cluster.settledLeader(log, { from: joined, writes: 5, ticks: 2, quietMillis: 1500 })
     )
     demo("stable", `${stable.runner} leads the ledger under epoch ${stable.epoch}`)
 
@@ -194,7 +157,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     const leading = yield* log.waitFor(
       "the new leader to write 5 times and the cron job to tick again",
       "20 seconds",
-      settledLeader(log, { from: successor.index, writes: 5, ticks: 1, quietMillis: 0 })
+      Cluster.settledLeader(log, { from: successor.index, writes: 5, ticks: 1, quietMillis: 0 })
     )
     const frozen = runner(leading.runner)
     const askedAt = log.events.length
@@ -250,7 +213,7 @@ const scenario = (backend: Backends.Backend, log: Cluster.EventLog, timeline: Ti
     const settled = yield* log.waitFor(
       "a stable leader after the resume (3 writes, a cron tick, no move for 1.5 s)",
       "25 seconds",
-      settledLeader(log, { from: afterResume, writes: 3, ticks: 1, quietMillis: 1500 })
+      Cluster.settledLeader(log, { from: afterResume, writes: 3, ticks: 1, quietMillis: 1500 })
     )
     demo("stable", `${settled.runner} leads the ledger under epoch ${settled.epoch}`)
     const staleWrites = log.of("ack", { runner: frozen.name, from: freezing.index }).filter((ack) => ack.epoch === freezing.epoch)
