@@ -23,7 +23,6 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
-import * as Scope from "effect/Scope"
 import type * as Pg from "pg"
 import { DatabaseError } from "pg"
 import { StoreFailure } from "./errors.js"
@@ -306,34 +305,35 @@ export const shared = (
   queryTimeout: number | undefined
 ): Connector => {
   const runCallback = Runtime.runCallback(runtime)
-  const runSync = Runtime.runSync(runtime)
   return {
+    // One fiber per checkout holds the reservation until the lease is released. It is never
+    // interrupted: `reserve` has no canceller, so an interrupted reservation would leak its
+    // connection. An operation interrupted meanwhile releases the lease as soon as it arrives.
     checkout: (callback) => {
-      const scope = runSync(Scope.make())
-      const close = () => runSync(Scope.close(scope, Exit.void))
-      // Not interrupted once started: `reserve` has no canceller, so an interrupted reservation
-      // would leak its connection. An operation interrupted meanwhile releases it on arrival.
-      runCallback(Scope.extend(client.reserve, scope), {
-        onExit: (exit) => {
-          if (Exit.isFailure(exit)) {
-            close()
-            return callback(Cause.squash(exit.cause))
+      let leased = false
+      runCallback(
+        Effect.scoped(Effect.flatMap(client.reserve, (connection) =>
+          Effect.async<void, Error>((resume) => {
+            const pg = (connection as { readonly pg?: unknown }).pg
+            if (!isPgClient(pg)) {
+              return resume(Effect.fail(new Error("the reserved @effect/sql-pg connection does not expose its pg client")))
+            }
+            leased = true
+            callback(
+              undefined,
+              new Lease(pg, queryTimeout, (discard) => {
+                // An ended client is dropped by the pool when it is released.
+                if (discard) pg.end().catch(ignore)
+                resume(Effect.void)
+              })
+            )
+          }))),
+        {
+          onExit: (exit) => {
+            if (!leased && Exit.isFailure(exit)) callback(Cause.squash(exit.cause))
           }
-          const pg = (exit.value as { readonly pg?: unknown }).pg
-          if (!isPgClient(pg)) {
-            close()
-            return callback(new Error("the reserved @effect/sql-pg connection does not expose its pg client"))
-          }
-          callback(
-            undefined,
-            new Lease(pg, queryTimeout, (discard) => {
-              // An ended client is dropped by the pool when it is released.
-              if (discard) pg.end().catch(ignore)
-              close()
-            })
-          )
         }
-      })
+      )
     }
   }
 }
