@@ -8,9 +8,7 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import { Effect, Option } from "effect"
-import { spawn } from "node:child_process"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import * as Processes from "./Processes.js"
 import * as Stores from "./Stores.js"
 
 export type Method = "platform default modify" | "durable-singleton modify"
@@ -23,7 +21,6 @@ export interface Result {
   readonly lost: number
 }
 
-const thisFile = fileURLToPath(import.meta.url)
 const increment = (n: string) => String(Number(n) + 1)
 const key = "lost-updates:counter"
 
@@ -39,34 +36,19 @@ const platformDefault = (store: KeyValueStore.KeyValueStore) =>
     size: store.size
   })
 
+// A child process: connects, waits for the parent's "go" (so that all start together), then
+// increments and reports how many of its increments were acknowledged.
 const child = (method: Method, location: Stores.Location, count: number) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const ours = yield* Stores.open(location)
     const store = method === "durable-singleton modify" ? ours : platformDefault(ours)
-    // Start together: every process connects first, then waits for the parent's "go".
-    process.stdout.write("ready\n")
-    yield* Effect.promise(() => new Promise((resolve) => process.stdin.once("data", resolve)))
+    yield* Effect.promise(Processes.ready)
     yield* Effect.forEach(Array.from({ length: count }), () => store.modify(key, increment), {
       concurrency: 8,
       discard: true
     })
+    Processes.report({ acknowledged: count })
   })))
-
-// A child process, started (connected, waiting) when the promise resolves; `go` lets it run.
-const startChild = (method: Method, location: Stores.Location, count: number) =>
-  new Promise<{ readonly go: () => void; readonly done: Promise<void> }>((started, failed) => {
-    const proc = spawn(
-      process.execPath,
-      ["--conditions=@durable-singleton/source", "--import", "tsx", thisFile, "--child", method, JSON.stringify(location), String(count)],
-      { stdio: ["pipe", "pipe", "inherit"] }
-    )
-    const done = new Promise<void>((resolve, reject) => {
-      proc.on("error", reject)
-      proc.on("exit", (code) => code === 0 ? resolve() : reject(new Error(`lost-updates child exited with ${code}`)))
-    })
-    done.catch(failed)
-    proc.stdout.once("data", () => started({ go: () => proc.stdin.end("go\n"), done }))
-  })
 
 export const run = async (
   location: Stores.Location,
@@ -77,17 +59,20 @@ export const run = async (
   const results: Array<Result> = []
   for (const method of ["platform default modify", "durable-singleton modify"] as const) {
     await Effect.runPromise(Effect.scoped(Effect.flatMap(Stores.open(location), (store) => store.set(key, "0"))))
-    const children = await Promise.all(Array.from({ length: processes }, () => startChild(method, location, perProcess)))
-    for (const child of children) child.go()
-    await Promise.all(children.map((child) => child.done))
+    const reports = await Processes.run<{ readonly acknowledged: number }>(import.meta.url, processes, [
+      method,
+      JSON.stringify(location),
+      String(perProcess)
+    ])
+    const increments = reports.reduce((n, r) => n + r.acknowledged, 0)
     const final = await Effect.runPromise(Effect.scoped(Effect.flatMap(Stores.open(location), (store) => store.get(key))))
     const value = Number(Option.getOrElse(final, () => "0"))
-    results.push({ store: location.kind, method, increments: processes * perProcess, final: value, lost: processes * perProcess - value })
+    results.push({ store: location.kind, method, increments, final: value, lost: increments - value })
   }
   return results
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === thisFile && process.argv[2] === "--child") {
+if (Processes.isMain(import.meta.url) && process.argv[2] === "--child") {
   child(process.argv[3] as Method, JSON.parse(process.argv[4]!), Number(process.argv[5])).catch((error) => {
     console.error(error)
     process.exit(1)

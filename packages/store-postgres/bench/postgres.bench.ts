@@ -22,9 +22,9 @@
  */
 import { PgStore } from "@durable-singleton/store-postgres"
 import { Effect } from "effect"
-import { pathToFileURL } from "node:url"
 import * as Pg from "pg"
 import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
+import * as Processes from "../../../bench/Processes.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 
 export interface Options {
@@ -67,6 +67,16 @@ interface Method {
   readonly sum: () => Promise<number>
 }
 
+// One operation on a connection checked out of the pool for it.
+const withConnection = async <A>(pool: Pg.Pool, f: (client: Pg.PoolClient) => Promise<A>): Promise<A> => {
+  const client = await pool.connect()
+  try {
+    return await f(client)
+  } finally {
+    client.release()
+  }
+}
+
 /** Raw pg methods on a plain table `(k text primary key, v text, version bigint)`. */
 const rawMethods = (pool: Pg.Pool, admin: Pg.Pool, table: string): ReadonlyArray<Method> => {
   const reset = async () => {
@@ -91,37 +101,29 @@ const rawMethods = (pool: Pg.Pool, admin: Pg.Pool, table: string): ReadonlyArray
       reset,
       sum,
       measure: (window, key) =>
-        measurePromise(window, async () => {
-          const client = await pool.connect()
-          try {
+        measurePromise(window, () =>
+          withConnection(pool, async (client) => {
             const k = key()
             await client.query("BEGIN")
             const { rows } = await client.query({ ...selectForUpdate, values: [k] })
             await client.query({ ...update, values: [k, increment(rows[0].v)] })
             await client.query("COMMIT")
-          } finally {
-            client.release()
-          }
-        })
+          }))
     },
     {
       name: "pg version CAS",
       reset,
       sum,
       measure: (window, key) =>
-        measurePromise(window, async () => {
-          const client = await pool.connect()
-          try {
+        measurePromise(window, () =>
+          withConnection(pool, async (client) => {
             const k = key()
             for (let retries = 0;; retries++) {
               const { rows } = await client.query({ ...select, values: [k] })
               const updated = await client.query({ ...compareAndSet, values: [k, increment(rows[0].v), rows[0].version] })
               if (updated.rowCount === 1) return retries
             }
-          } finally {
-            client.release()
-          }
-        })
+          }))
     },
     {
       name: "pg UPDATE RETURNING",
@@ -246,7 +248,7 @@ export const run = async (options: Options): Promise<ReadonlyArray<Row>> => {
   return rows
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (Processes.isMain(import.meta.url)) {
   const url = process.env.DATABASE_URL
   if (url === undefined || url === "") {
     console.error("Set DATABASE_URL (e.g. eval \"$(bash scripts/servers.sh env)\").")

@@ -21,12 +21,9 @@
 import { RedisStore } from "@durable-singleton/store-redis"
 import { Effect, Option } from "effect"
 import { Redis } from "ioredis"
-import { spawn } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
-import * as path from "node:path"
-import * as readline from "node:readline"
-import { fileURLToPath } from "node:url"
 import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
+import * as Processes from "../../../bench/Processes.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 import { script } from "../src/internal/modifier.js"
 
@@ -190,24 +187,15 @@ const inProcessRows = async (url: string, options: Required<Omit<Options, "url">
 
 // --- across processes -------------------------------------------------------------------------
 
-const thisFile = fileURLToPath(import.meta.url)
-const root = path.resolve(path.dirname(thisFile), "../../..")
-
 // A child process: connects, says "ready", waits for "go", runs one worker on the hot key and
-// prints its measurement and acknowledged count.
+// reports its measurement and acknowledged count.
 const child = async (method: "ours" | "raw", url: string, prefix: string, window: Window) => {
-  const go = async () => {
-    const lines = readline.createInterface({ input: process.stdin })
-    console.log("ready")
-    await new Promise((resolve) => lines.once("line", resolve))
-    lines.close()
-  }
   let acked = 0
   let measurement: Measurement
   if (method === "ours") {
     measurement = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const store = yield* RedisStore.make({ url, prefix, namespace })
-      yield* Effect.promise(go)
+      yield* Effect.promise(Processes.ready)
       return yield* measureEffect(window, () => {
         let calls = 0
         return Effect.map(store.modify("bench:hot", (n) => (calls++, increment(n))), () => {
@@ -219,7 +207,7 @@ const child = async (method: "ours" | "raw", url: string, prefix: string, window
   } else {
     measurement = await withClient(url, async (client) => {
       await client.ping()
-      await go()
+      await Processes.ready()
       return measurePromise(window, async () => {
         const retries = await rawModify(client, redisKey(prefix, "bench:hot"), increment)
         acked++
@@ -227,58 +215,14 @@ const child = async (method: "ours" | "raw", url: string, prefix: string, window
       })
     })
   }
-  console.log(JSON.stringify({ measurement, acked }))
+  Processes.report({ measurement, acked } satisfies Processes.Timed)
 }
 
 const runProcesses = async (url: string, method: "ours" | "raw", processes: number, window: Window) => {
   const prefix = `durable-singleton-bench:${randomUUID()}:`
   await seed(url, prefix, method, ["bench:hot"])
-  const children = Array.from({ length: processes }, () =>
-    spawn(process.execPath, [
-      "--conditions=@durable-singleton/source",
-      "--import",
-      "tsx",
-      thisFile,
-      "--child",
-      method,
-      url,
-      prefix,
-      String(window.warmupMs),
-      String(window.durationMs)
-    ], { cwd: root, stdio: ["pipe", "pipe", "inherit"] }))
-  const outputs = children.map((c) => {
-    let out = ""
-    const ready = new Promise<void>((resolve) =>
-      c.stdout.on("data", (chunk) => {
-        out += chunk
-        if (out.includes("ready\n")) resolve()
-      })
-    )
-    const closed = new Promise<number | null>((resolve) => c.on("close", resolve))
-    return { ready, closed, out: () => out }
-  })
-  await Promise.all(outputs.map((o) => o.ready))
-  for (const c of children) c.stdin.end("go\n")
-  const codes = await Promise.all(outputs.map((o) => o.closed))
-  const results = outputs.map(({ out }, i): Measured => {
-    if (codes[i] !== 0) throw new Error(`${method} process ${i} failed: ${out()}`)
-    return JSON.parse(out().trim().split("\n").pop()!)
-  })
-  const ms = results.map((r) => r.measurement)
-  const ops = ms.reduce((n, m) => n + m.ops, 0)
-  const worst = (f: (m: Measurement) => number) => Math.max(...ms.map(f))
-  const measurement: Measurement = {
-    ops,
-    seconds: worst((m) => m.seconds),
-    opsPerSec: ms.reduce((n, m) => n + m.opsPerSec, 0),
-    p50Ms: worst((m) => m.p50Ms),
-    p99Ms: worst((m) => m.p99Ms),
-    p999Ms: worst((m) => m.p999Ms),
-    maxMs: worst((m) => m.maxMs),
-    retriesPerOp: ops === 0 ? 0 : ms.reduce((n, m) => n + m.retriesPerOp * m.ops, 0) / ops,
-    perWorker: ms.map((m) => m.ops)
-  }
-  const acked = results.reduce((n, r) => n + r.acked, 0)
+  const reports = await Processes.run<Processes.Timed>(import.meta.url, processes, [method, url, prefix, JSON.stringify(window)])
+  const { acked, measurement } = Processes.combine(reports)
   const exact = await total(url, prefix, method, ["bench:hot"]) === acked
   await withClient(url, (client) => client.unlink(redisKey(prefix, "bench:hot")))
   return { measurement, exact }
@@ -338,12 +282,8 @@ const formatProcesses = (row: Row): string => {
 
 const main = async (argv: ReadonlyArray<string>) => {
   if (argv[0] === "--child") {
-    const [, method, url, prefix, warmupMs, durationMs] = argv
-    return child(method as "ours" | "raw", url!, prefix!, {
-      concurrency: 1,
-      warmupMs: Number(warmupMs),
-      durationMs: Number(durationMs)
-    })
+    const [, method, url, prefix, window] = argv
+    return child(method as "ours" | "raw", url!, prefix!, JSON.parse(window!))
   }
   const flag = (name: string) => {
     const value = argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1]
@@ -366,7 +306,7 @@ const main = async (argv: ReadonlyArray<string>) => {
   console.log("\n" + checkTargets(rows))
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === thisFile) {
+if (Processes.isMain(import.meta.url)) {
   main(process.argv.slice(2)).catch((error) => {
     console.error(error)
     process.exitCode = 1

@@ -21,13 +21,11 @@
 import { SqliteStore } from "@durable-singleton/store-sqlite"
 import Database from "better-sqlite3"
 import { Effect, Option } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as readline from "node:readline"
-import { fileURLToPath } from "node:url"
 import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
+import * as Processes from "../../../bench/Processes.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 
 export interface Options {
@@ -200,27 +198,16 @@ const inProcessRows = async (filename: string, options: Settings): Promise<Array
 
 // --- across processes -------------------------------------------------------------------------
 
-interface ChildResult {
-  readonly measurement: Measurement
-  readonly acked: number
-}
-
 // A child process: opens its connection, waits for "go", runs one worker on the hot key and
-// prints its measurement.
+// reports its measurement.
 const child = async (method: "ours" | "raw", filename: string, namespace: string, window: Window) => {
   const key = keyChooser("hot")
   let acked = 0
-  const go = async () => {
-    const lines = readline.createInterface({ input: process.stdin })
-    console.log("ready")
-    await new Promise((resolve) => lines.once("line", resolve))
-    lines.close()
-  }
   let measurement: Measurement
   if (method === "ours") {
     measurement = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const store = yield* SqliteStore.make({ filename, namespace })
-      yield* Effect.promise(go)
+      yield* Effect.promise(Processes.ready)
       return yield* measureEffect(window, () =>
         Effect.map(store.modify(key(), increment), () => {
           acked++
@@ -228,7 +215,7 @@ const child = async (method: "ours" | "raw", filename: string, namespace: string
     })))
   } else {
     const client = rawClient(filename, namespace, 2)
-    await go()
+    await Processes.ready()
     measurement = await measurePromise(window, async () => {
       const retries = await withBusyRetry(() => client.rmw(key()))
       acked++
@@ -236,11 +223,8 @@ const child = async (method: "ours" | "raw", filename: string, namespace: string
     })
     client.close()
   }
-  console.log(JSON.stringify({ measurement, acked } satisfies ChildResult))
+  Processes.report({ measurement, acked } satisfies Processes.Timed)
 }
-
-const thisFile = fileURLToPath(import.meta.url)
-const root = path.resolve(path.dirname(thisFile), "../../..")
 
 const runProcesses = async (
   method: "ours" | "raw",
@@ -250,52 +234,13 @@ const runProcesses = async (
   window: Window
 ): Promise<Measured> => {
   seed(filename, namespace, keysOf("hot"))
-  const children = Array.from({ length: processes }, () =>
-    spawn(process.execPath, [
-      "--conditions=@durable-singleton/source",
-      "--import",
-      "tsx",
-      thisFile,
-      "--child",
-      method,
-      filename,
-      namespace,
-      String(window.warmupMs),
-      String(window.durationMs)
-    ], { cwd: root, stdio: ["pipe", "pipe", "inherit"] }))
-  const outputs = children.map((c) => {
-    let out = ""
-    const ready = new Promise<void>((resolve) =>
-      c.stdout.on("data", (chunk) => {
-        out += chunk
-        if (out.includes("ready\n")) resolve()
-      })
-    )
-    const closed = new Promise<number | null>((resolve) => c.on("close", resolve))
-    return { ready, closed, out: () => out }
-  })
-  await Promise.all(outputs.map((o) => o.ready))
-  for (const c of children) c.stdin.end("go\n")
-  const codes = await Promise.all(outputs.map((o) => o.closed))
-  const results = outputs.map(({ out }, i): ChildResult => {
-    if (codes[i] !== 0) throw new Error(`${method} process ${i} failed: ${out()}`)
-    return JSON.parse(out().trim().split("\n").pop()!)
-  })
-  const ms = results.map((r) => r.measurement)
-  const ops = ms.reduce((n, m) => n + m.ops, 0)
-  const worst = (f: (m: Measurement) => number) => Math.max(...ms.map(f))
-  const measurement: Measurement = {
-    ops,
-    seconds: worst((m) => m.seconds),
-    opsPerSec: ms.reduce((n, m) => n + m.opsPerSec, 0),
-    p50Ms: worst((m) => m.p50Ms),
-    p99Ms: worst((m) => m.p99Ms),
-    p999Ms: worst((m) => m.p999Ms),
-    maxMs: worst((m) => m.maxMs),
-    retriesPerOp: ops === 0 ? 0 : ms.reduce((n, m) => n + m.retriesPerOp * m.ops, 0) / ops,
-    perWorker: ms.map((m) => m.ops)
-  }
-  const acked = results.reduce((n, r) => n + r.acked, 0)
+  const reports = await Processes.run<Processes.Timed>(import.meta.url, processes, [
+    method,
+    filename,
+    namespace,
+    JSON.stringify(window)
+  ])
+  const { acked, measurement } = Processes.combine(reports)
   return { measurement, exact: total(filename, namespace) === acked }
 }
 
@@ -379,12 +324,8 @@ export const checkTargets = (rows: ReadonlyArray<Row>): string => {
 
 const main = async (argv: ReadonlyArray<string>) => {
   if (argv[0] === "--child") {
-    const [, method, filename, namespace, warmupMs, durationMs] = argv
-    return child(method as "ours" | "raw", filename!, namespace!, {
-      concurrency: 1,
-      warmupMs: Number(warmupMs),
-      durationMs: Number(durationMs)
-    })
+    const [, method, filename, namespace, window] = argv
+    return child(method as "ours" | "raw", filename!, namespace!, JSON.parse(window!))
   }
   const flag = (name: "warmup" | "duration" | "processWarmup" | "rounds" | "processes") => {
     const value = argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1]
@@ -415,7 +356,7 @@ const main = async (argv: ReadonlyArray<string>) => {
   console.log(checkTargets(rows))
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === thisFile) {
+if (Processes.isMain(import.meta.url)) {
   main(process.argv.slice(2)).catch((error) => {
     console.error(error)
     process.exitCode = 1
