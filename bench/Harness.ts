@@ -3,7 +3,8 @@
  * another for a warm-up, then for a measured window, recording each operation's latency.
  * Raw clients are measured with {@link measurePromise}; our Effect-based stores with
  * {@link measureEffect}, whose loop runs inside one Effect runtime (so no per-operation
- * `runPromise` cost lands on our side of a comparison).
+ * `runPromise` cost lands on our side of a comparison). {@link combine} merges the measurements
+ * of processes that ran at once.
  */
 import { Effect } from "effect"
 
@@ -111,3 +112,34 @@ export const measureEffect = <E, R>(
 /** The key a worker uses for its next operation: one hot key, or one of `spread` keys at random. */
 export const keyChooser = (keys: "hot" | number) =>
   keys === "hot" ? () => "bench:hot" : () => `bench:${Math.floor(Math.random() * keys)}`
+
+/** A measurement and how many of its increments were acknowledged (what a timed child process reports). */
+export interface Timed {
+  readonly measurement: Measurement
+  readonly acked: number
+}
+
+/**
+ * The children of one timed run as one measurement: operations and throughputs add up,
+ * `perWorker` holds each process's operations, and latencies are those of the worst process (an
+ * upper bound of the combined quantiles).
+ */
+export const combine = (reports: ReadonlyArray<Timed>): Timed => {
+  const ms = reports.map((r) => r.measurement)
+  const ops = ms.reduce((n, m) => n + m.ops, 0)
+  const worst = (f: (m: Measurement) => number) => Math.max(...ms.map(f))
+  return {
+    measurement: {
+      ops,
+      seconds: worst((m) => m.seconds),
+      opsPerSec: ms.reduce((n, m) => n + m.opsPerSec, 0),
+      p50Ms: worst((m) => m.p50Ms),
+      p99Ms: worst((m) => m.p99Ms),
+      p999Ms: worst((m) => m.p999Ms),
+      maxMs: worst((m) => m.maxMs),
+      retriesPerOp: ops === 0 ? 0 : ms.reduce((n, m) => n + m.retriesPerOp * m.ops, 0) / ops,
+      perWorker: ms.map((m) => m.ops)
+    },
+    acked: reports.reduce((n, r) => n + r.acked, 0)
+  }
+}

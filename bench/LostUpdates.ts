@@ -8,8 +8,8 @@
  */
 import { KeyValueStore } from "@effect/platform"
 import { Effect, Option } from "effect"
-import * as Processes from "./Processes.js"
-import * as Stores from "./Stores.js"
+import * as Processes from "../support/Processes.js"
+import * as Stores from "../support/Stores.js"
 
 export type Method = "platform default modify" | "durable-singleton modify"
 

@@ -17,7 +17,7 @@ import * as Handoff from "./Handoff.js"
 import * as LostUpdates from "./LostUpdates.js"
 import * as Memory from "./Memory.js"
 import { formatTable, type Row } from "./Report.js"
-import type * as Stores from "./Stores.js"
+import type * as Stores from "../support/Stores.js"
 
 const sections = ["memory", "sqlite", "postgres", "redis", "handoff", "lost-updates"] as const
 type Section = typeof sections[number]

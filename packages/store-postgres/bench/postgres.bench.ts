@@ -24,8 +24,8 @@ import { PgStore } from "@durable-singleton/store-postgres"
 import { Effect } from "effect"
 import * as Pg from "pg"
 import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
-import * as Processes from "../../../bench/Processes.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
+import * as Processes from "../../../support/Processes.js"
 
 export interface Options {
   readonly url: string

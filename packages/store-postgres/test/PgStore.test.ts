@@ -8,12 +8,10 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Config, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
-import { spawn } from "node:child_process"
 import { randomBytes, randomUUID } from "node:crypto"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import * as Pg from "pg"
-import { serverUrl } from "../../../scripts/test-env.js"
+import * as Increments from "../../../support/Increments.js"
+import { serverUrl } from "../../../support/test-env.js"
 import { parseBytea } from "../src/internal/connection.js"
 import * as PrivatePostgres from "./support/PrivatePostgres.js"
 
@@ -199,34 +197,7 @@ describe("PgStore", () => {
   pgTest("4 processes × 250 modify increments end at exactly 1000", (url) =>
     Effect.gen(function*() {
       const table = yield* uniqueTable(url)
-      const worker = fileURLToPath(new URL("./fixtures/increment.ts", import.meta.url))
-      const root = path.resolve(path.dirname(worker), "../../../..")
-      const store = yield* PgStore.make({ url, table, namespace: "multi-process" })
-      yield* store.set("counter", "0")
-      const children = Array.from({ length: 4 }, () =>
-        spawn(
-          process.execPath,
-          ["--conditions=@durable-singleton/source", "--import", "tsx", worker, url, table, "250"],
-          { cwd: root, stdio: ["pipe", "pipe", "inherit"] }
-        ))
-      yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
-      const exited = children.map((child) => new Promise<number | null>((resolve) => child.on("exit", resolve)))
-      // All four contend from the same instant.
-      yield* Effect.promise(() =>
-        Promise.all(children.map((child, i) =>
-          new Promise<void>((resolve, reject) => {
-            let output = ""
-            child.stdout!.on("data", (chunk) => {
-              output += chunk
-              if (output.includes("ready")) resolve()
-            })
-            exited[i]!.then((code) => reject(new Error(`child exited with ${code} before it was ready`)))
-          })
-        ))
-      )
-      children.forEach((child) => child.stdin!.write("go\n"))
-      expect(yield* Effect.promise(() => Promise.all(exited))).toEqual([0, 0, 0, 0])
-      expect(yield* store.get("counter")).toEqual(Option.some("1000"))
+      yield* Increments.expectExact({ kind: "postgres", url, table, namespace: "multi-process" })
     }), 120_000)
 
   pgTest("a hot key across clients: conflicts fall back to the row lock, no update lost, f called at most three times", (url) =>

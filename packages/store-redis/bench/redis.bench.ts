@@ -22,9 +22,9 @@ import { RedisStore } from "@durable-singleton/store-redis"
 import { Effect, Option } from "effect"
 import { Redis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
-import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
-import * as Processes from "../../../bench/Processes.js"
+import { combine, keyChooser, type Measurement, measureEffect, measurePromise, type Timed, type Window } from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
+import * as Processes from "../../../support/Processes.js"
 import { script } from "../src/internal/modifier.js"
 
 export interface Options {
@@ -104,14 +104,9 @@ const rawModify = async (client: Redis, key: string, f: (text: string) => string
   }
 }
 
-interface Measured {
-  readonly measurement: Measurement
-  readonly acked: number
-}
-
 // One method on one cell, with its own connection. Counts every acknowledged increment (warm-up
 // included) to check the final counters.
-const measure = async (url: string, prefix: string, method: Method, window: Window, keys: Cell["keys"]): Promise<Measured> => {
+const measure = async (url: string, prefix: string, method: Method, window: Window, keys: Cell["keys"]): Promise<Timed> => {
   const pick = keyChooser(keys)
   let acked = 0
   if (method === "ours") {
@@ -215,14 +210,14 @@ const child = async (method: "ours" | "raw", url: string, prefix: string, window
       })
     })
   }
-  Processes.report({ measurement, acked } satisfies Processes.Timed)
+  Processes.report({ measurement, acked } satisfies Timed)
 }
 
 const runProcesses = async (url: string, method: "ours" | "raw", processes: number, window: Window) => {
   const prefix = `durable-singleton-bench:${randomUUID()}:`
   await seed(url, prefix, method, ["bench:hot"])
-  const reports = await Processes.run<Processes.Timed>(import.meta.url, processes, [method, url, prefix, JSON.stringify(window)])
-  const { acked, measurement } = Processes.combine(reports)
+  const reports = await Processes.run<Timed>(import.meta.url, processes, [method, url, prefix, JSON.stringify(window)])
+  const { acked, measurement } = combine(reports)
   const exact = await total(url, prefix, method, ["bench:hot"]) === acked
   await withClient(url, (client) => client.unlink(redisKey(prefix, "bench:hot")))
   return { measurement, exact }

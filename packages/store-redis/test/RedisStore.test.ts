@@ -6,10 +6,8 @@ import type { PlatformError } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
-import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import * as Increments from "../../../support/Increments.js"
 import * as PrivateRedis from "./support/PrivateRedis.js"
 import { rawClient, redisTest, uniquePrefix, url } from "./support/redis.js"
 
@@ -194,39 +192,7 @@ describe("RedisStore", () => {
   redisTest("4 processes × 250 modify increments end at exactly 1000", (url) =>
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
-      const worker = fileURLToPath(new URL("./fixtures/increment.ts", import.meta.url))
-      const root = path.resolve(path.dirname(worker), "../../../..")
-      const store = yield* RedisStore.make({ url, prefix, namespace: "multi-process" })
-      yield* store.set("counter", "0")
-      const children = Array.from({ length: 4 }, () =>
-        spawn(
-          process.execPath,
-          ["--conditions=@durable-singleton/source", "--import", "tsx", worker, url, prefix, "250"],
-          { cwd: root, stdio: ["pipe", "pipe", "inherit"] }
-        ))
-      yield* Effect.addFinalizer(() => Effect.sync(() => children.forEach((child) => child.kill("SIGKILL"))))
-      const lines = children.map((child) => {
-        let output = ""
-        const waiters: Array<() => void> = []
-        child.stdout!.on("data", (chunk) => {
-          output += chunk
-          waiters.splice(0).forEach((wake) => wake())
-        })
-        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-        const saw = (line: string) =>
-          new Promise<void>((resolve, reject) => {
-            const check = () => output.includes(line) ? resolve() : waiters.push(check)
-            exited.then((code) => reject(new Error(`child exited with ${code} before "${line}"`)))
-            check()
-          })
-        return { saw, exited }
-      })
-      // All four contend from the same instant.
-      yield* Effect.promise(() => Promise.all(lines.map((l) => l.saw("ready"))))
-      children.forEach((child) => child.stdin!.write("go\n"))
-      const codes = yield* Effect.promise(() => Promise.all(lines.map((l) => l.exited)))
-      expect(codes).toEqual([0, 0, 0, 0])
-      expect(yield* store.get("counter")).toEqual(Option.some("1000"))
+      yield* Increments.expectExact({ kind: "redis", url, prefix, namespace: "multi-process" })
     }), 120_000)
 
   redisTest("a value this store did not write fails with InvalidData and is left untouched", (url) =>

@@ -24,9 +24,9 @@ import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
-import * as Processes from "../../../bench/Processes.js"
+import { combine, keyChooser, type Measurement, measureEffect, measurePromise, type Timed, type Window } from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
+import * as Processes from "../../../support/Processes.js"
 
 export interface Options {
   readonly warmupMs?: number
@@ -223,7 +223,7 @@ const child = async (method: "ours" | "raw", filename: string, namespace: string
     })
     client.close()
   }
-  Processes.report({ measurement, acked } satisfies Processes.Timed)
+  Processes.report({ measurement, acked } satisfies Timed)
 }
 
 const runProcesses = async (
@@ -234,13 +234,13 @@ const runProcesses = async (
   window: Window
 ): Promise<Measured> => {
   seed(filename, namespace, keysOf("hot"))
-  const reports = await Processes.run<Processes.Timed>(import.meta.url, processes, [
+  const reports = await Processes.run<Timed>(import.meta.url, processes, [
     method,
     filename,
     namespace,
     JSON.stringify(window)
   ])
-  const { acked, measurement } = Processes.combine(reports)
+  const { acked, measurement } = combine(reports)
   return { measurement, exact: total(filename, namespace) === acked }
 }
 

@@ -9,11 +9,10 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Cause, Config, ConfigError, ConfigProvider, type Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import * as Increments from "../../../support/Increments.js"
 
 // A fresh database file in a temporary directory, removed (with its -wal and -shm) at scope close.
 const tempFile = Effect.map(
@@ -204,20 +203,15 @@ describe("SqliteStore (own connection)", () => {
   it.live("4 processes × 250 modify increments on one file end at exactly 1000", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile
-      const results = yield* runWorkers(filename, 4, 250)
-      const seen = results.flat()
-      expect(seen).toHaveLength(1000)
-      // every increment saw a distinct value: none was lost, none applied twice
-      expect(new Set(seen).size).toBe(1000)
-      const store = yield* SqliteStore.make({ filename, namespace: "multi-process" })
-      expect(yield* store.get("counter")).toEqual(Option.some("1000"))
+      yield* Increments.expectExact({ kind: "sqlite", filename, namespace: "multi-process" })
     }).pipe(Effect.scoped), 120_000)
 
   it.live("several processes creating the table of a new file at once all succeed", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile
-      const results = yield* runWorkers(filename, 6, 1)
-      expect(results.flat().sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6])
+      const location = { kind: "sqlite", filename, namespace: "multi-process" } as const
+      const seen = yield* Increments.run(location, { processes: 6, increments: 1, concurrency: 1, openAfterGo: true })
+      expect(seen.flat().sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6])
       expect(tablesIn(filename)).toEqual(["durable_singleton_kv"])
     }).pipe(Effect.scoped), 120_000)
 
@@ -327,41 +321,3 @@ describe("SqliteStore (on a SqliteClient)", () => {
       expect(failureOf(exit)).toMatchObject({ _tag: "BadArgument", method: "SqliteStore.makeSqlClient" })
     }))
 })
-
-// Runs `processes` workers (test/fixtures/worker.ts) on one file, released together once all
-// have started, and returns the counter values each one saw.
-const runWorkers = (filename: string, processes: number, increments: number) =>
-  Effect.promise(async () => {
-    const worker = fileURLToPath(new URL("./fixtures/worker.ts", import.meta.url))
-    const root = fileURLToPath(new URL("../../..", import.meta.url))
-    const children = Array.from({ length: processes }, () =>
-      spawn(
-        process.execPath,
-        ["--conditions=@durable-singleton/source", "--import", "tsx", worker, filename, String(increments)],
-        { cwd: root, stdio: ["pipe", "pipe", "inherit"] }
-      ))
-    const outputs = children.map((child) => {
-      let out = ""
-      child.stdout.on("data", (chunk) => (out += chunk))
-      const ready = new Promise<void>((resolve) => {
-        const onData = () => {
-          if (out.includes("ready\n")) {
-            child.stdout.off("data", onData)
-            resolve()
-          }
-        }
-        child.stdout.on("data", onData)
-      })
-      // "close", not "exit": only then has all of the child's output been read.
-      const exited = new Promise<number | null>((resolve) => child.on("close", resolve))
-      return { ready, exited, out: () => out }
-    })
-    await Promise.all(outputs.map((o) => o.ready))
-    for (const child of children) child.stdin.end("go\n")
-    const codes = await Promise.all(outputs.map((o) => o.exited))
-    return outputs.map(({ out }, i) => {
-      const last = JSON.parse(out().trim().split("\n").pop()!) as { seen?: Array<number>; error?: string }
-      if (codes[i] !== 0 || last.seen === undefined) throw new Error(`worker ${i} failed: ${out()}`)
-      return last.seen
-    })
-  })

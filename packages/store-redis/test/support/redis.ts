@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
-import { serverUrl } from "../../../../scripts/test-env.js"
+import { serverUrl } from "../../../../support/test-env.js"
 import * as KeySpace from "../../src/internal/keySpace.js"
 
 export const url = serverUrl("REDIS_URL")

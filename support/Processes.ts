@@ -1,9 +1,8 @@
 /**
- * Benchmarks across processes: children of a benchmark file that connect first, then start
- * together on the parent's "go", each reporting one line of JSON when it is done.
+ * Child processes that start together, for benchmarks and multi-process tests: each connects
+ * first, then all start on the parent's "go", and each reports one line of JSON when it is done.
  *
- * - Parent: {@link run} starts them and returns their reports; {@link combine} merges the
- *   reports of timed children into one measurement.
+ * - Parent: {@link run} starts them and returns their reports.
  * - Child (started as `<file> --child <args>`): {@link ready} once connected, {@link report} at
  *   the end.
  */
@@ -11,7 +10,6 @@ import { spawn } from "node:child_process"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import type { Measurement } from "./Harness.js"
 
 const root = path.resolve(import.meta.dirname, "..")
 
@@ -22,9 +20,15 @@ export const isMain = (moduleUrl: string): boolean =>
 /**
  * Starts `processes` children running `moduleUrl --child ...args`, waits until every one is
  * ready (connected), tells them all to go at once and returns what each reported. A child that
- * fails, or exits before it is ready, fails the run; the others are killed.
+ * fails, or exits before it is ready, fails the run; the others are killed, as all are when
+ * `signal` aborts.
  */
-export const run = async <A>(moduleUrl: string, processes: number, args: ReadonlyArray<string>): Promise<Array<A>> => {
+export const run = async <A>(
+  moduleUrl: string,
+  processes: number,
+  args: ReadonlyArray<string>,
+  signal?: AbortSignal
+): Promise<Array<A>> => {
   const file = fileURLToPath(moduleUrl)
   const children = Array.from({ length: processes }, (_, i) => {
     const child = spawn(
@@ -52,15 +56,20 @@ export const run = async <A>(moduleUrl: string, processes: number, args: Readonl
     }
     return { child, started, closed, result }
   })
+  const killRunning = () => {
+    for (const { child } of children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+    }
+  }
+  signal?.addEventListener("abort", killRunning)
   try {
     await Promise.all(children.map(({ started }) => started))
     for (const { child } of children) child.stdin.end("go\n")
     const codes = await Promise.all(children.map(({ closed }) => closed))
     return children.map(({ result }, i) => result(codes[i]!))
   } finally {
-    for (const { child } of children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-    }
+    signal?.removeEventListener("abort", killRunning)
+    killRunning()
   }
 }
 
@@ -75,35 +84,4 @@ export const ready = async (): Promise<void> => {
 /** In a child: reports its result to the parent (the last line it prints). */
 export const report = (result: unknown): void => {
   console.log(JSON.stringify(result))
-}
-
-/** What a timed child reports: its measurement, and how many of its increments were acknowledged. */
-export interface Timed {
-  readonly measurement: Measurement
-  readonly acked: number
-}
-
-/**
- * The children of one timed run as one measurement: operations and throughputs add up,
- * `perWorker` holds each process's operations, and latencies are those of the worst process (an
- * upper bound of the combined quantiles).
- */
-export const combine = (reports: ReadonlyArray<Timed>): Timed => {
-  const ms = reports.map((r) => r.measurement)
-  const ops = ms.reduce((n, m) => n + m.ops, 0)
-  const worst = (f: (m: Measurement) => number) => Math.max(...ms.map(f))
-  return {
-    measurement: {
-      ops,
-      seconds: worst((m) => m.seconds),
-      opsPerSec: ms.reduce((n, m) => n + m.opsPerSec, 0),
-      p50Ms: worst((m) => m.p50Ms),
-      p99Ms: worst((m) => m.p99Ms),
-      p999Ms: worst((m) => m.p999Ms),
-      maxMs: worst((m) => m.maxMs),
-      retriesPerOp: ops === 0 ? 0 : ms.reduce((n, m) => n + m.retriesPerOp * m.ops, 0) / ops,
-      perWorker: ms.map((m) => m.ops)
-    },
-    acked: reports.reduce((n, r) => n + r.acked, 0)
-  }
 }
