@@ -141,8 +141,9 @@ export const layerStorage = (
   options?: { readonly namespace?: string }
 ): Layer.Layer<Store.Store | KeyValueStore.KeyValueStore> => Store.layer(makeBackend({ storage, ...options }))
 
-// Bytes are copied in and out so that callers mutating their arrays cannot change stored values.
-const copy = (value: Store.Value): Store.Value => typeof value === "string" ? value : value.slice()
+// Bytes are copied in and out so that callers mutating their arrays cannot change stored values;
+// as plain Uint8Arrays (a Node Buffer's `slice` would be a view of the caller's memory).
+const copy = (value: Store.Value): Store.Value => typeof value === "string" ? value : new Uint8Array(value)
 
 const closedError = (method: string) =>
   Store.systemError(method, undefined, { reason: "BadResource", description: "the store client is closed" })

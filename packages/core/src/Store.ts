@@ -17,8 +17,10 @@
  *   `BadArgument` (no backend could store them faithfully).
  * - **Values**: strings (well-formed, any length up to at least 1 MiB, NUL included) and
  *   `Uint8Array`s round-trip exactly, and a value remembers whether it was a string or bytes.
- *   `get` of a bytes value returns it base64-encoded and `getUint8Array` of a string value
- *   returns its UTF-8 bytes, as the platform's in-memory store does.
+ *   Bytes are read back as plain `Uint8Array`s, never as a Node `Buffer` (whose `slice` is a
+ *   view of the same memory, not a copy). `get` of a bytes value returns it base64-encoded and
+ *   `getUint8Array` of a string value returns its UTF-8 bytes, as the platform's in-memory store
+ *   does.
  * - **Atomicity**: `modifyOrInit(key, f)` runs `f` on the value current at the moment of the
  *   write and stores its result only for that value, across fibers, clients and processes. `f`
  *   may be called more than once (optimistic backends retry); it must be pure. `modify` and
