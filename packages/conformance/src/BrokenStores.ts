@@ -241,6 +241,27 @@ export const dropsEmptyStrings: BrokenStore = broken(
 )
 
 /**
+ * Reads return bytes as Node `Buffer`s, the type database drivers hand out: a `Buffer`'s `slice`
+ * is a view of the same memory, where a `Uint8Array`'s is a copy.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const bytesAsBuffers: BrokenStore = broken(
+  "bytes as Buffers",
+  "fidelity",
+  "bytes are read back as Node Buffers (the driver's type) instead of plain Uint8Arrays",
+  fromBackend((backend) => {
+    const asBuffer = (value: Store.Value): Store.Value => typeof value === "string" ? value : Buffer.from(value)
+    return {
+      ...backend,
+      get: (key) => Effect.map(backend.get(key), Option.map(asBuffer)),
+      modifyOrInit: (key, f) => backend.modifyOrInit(key, (current) => f(Option.map(current, asBuffer)))
+    }
+  })
+)
+
+/**
  * Soft delete: `remove` marks keys deleted, but `size` still counts them.
  *
  * @since 0.1.0
@@ -365,6 +386,7 @@ export const all: ReadonlyArray<BrokenStore> = [
   namespaceBlindClearAndSize,
   unfencedSave,
   dropsEmptyStrings,
+  bytesAsBuffers,
   sizeCountsDeleted,
   errorsAsDefects,
   hangsWhenClosed,

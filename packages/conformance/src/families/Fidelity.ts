@@ -1,7 +1,7 @@
 /**
  * Fidelity family: hostile keys and values (DESIGN.md §2) round-trip exactly between clients and
  * never alias: empty, NUL, LIKE/glob/SQL/Lua metacharacters, precomposed vs decomposed Unicode,
- * case, keys at the length limit, 1 MiB values, bytes.
+ * case, keys at the length limit, 1 MiB values, bytes (read back as plain `Uint8Array`s).
  *
  * @since 0.1.0
  */
@@ -83,6 +83,30 @@ const similarPair: fc.Arbitrary<readonly [string, string]> = fc.oneof(
 
 const uniqueKeysOfPairs = (pairs: ReadonlyArray<readonly [string, string]>) => [...new Set(pairs.flat())]
 
+// Bytes are read back as a plain Uint8Array: a Node Buffer (what drivers hand out) is a subclass
+// whose `slice` is a view of the same memory, not a copy.
+const expectPlainBytes = (label: string, read: Option.Option<Store.Value>) =>
+  expect(
+    Option.isNone(read) || typeof read.value === "string" || Object.getPrototypeOf(read.value) === Uint8Array.prototype,
+    () =>
+      `${label} returned bytes as a ${
+        Option.getOrThrow(read).constructor.name
+      }, expected a plain Uint8Array (a Node Buffer's slice is a view of the same memory, not a copy)`
+  )
+
+// The same value with its first character (code point) or byte moved to the end: as long, and
+// only right if all of it was seen.
+const rotate = <V extends Store.Value>(value: V): V => {
+  if (typeof value === "string") {
+    const [first = ""] = value
+    return (value.slice(first.length) + first) as V
+  }
+  const out = new Uint8Array(value.length)
+  out.set(value.subarray(1))
+  out[value.length - 1] = value[0]!
+  return out as V
+}
+
 const mib = 1024 * 1024
 
 const largeValue = (kind: "string" | "bytes", seed: number): Store.Value =>
@@ -137,7 +161,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
     family: "fidelity",
     name: "hostile-values",
     description:
-      "string values (empty, NUL, BOM, any Unicode) and bytes (empty, invalid UTF-8) round-trip with their kind; get and getUint8Array follow platform semantics",
+      "string values (empty, NUL, BOM, any Unicode) and bytes (empty, invalid UTF-8) round-trip with their kind, bytes as plain Uint8Arrays, also when written back through modifyOrInit; get and getUint8Array follow platform semantics",
     defaultRuns: 30,
     arbitrary: () =>
       fc.record({
@@ -166,6 +190,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
             Internal.sameValue(exact, Option.some(value)),
             () => `wrote ${show(value)}, another client read ${show(exact)} (through modifyOrInit)`
           )
+          yield* expectPlainBytes(`modifyOrInit(${show(key)}) reading`, exact)
           const asString = yield* attempt(`get(${show(key)})`, reader.get(key))
           yield* expect(
             Internal.sameValue(asString, Option.some(Store.asString(value))),
@@ -176,6 +201,14 @@ export const checks: ReadonlyArray<Internal.Check> = [
             Internal.sameValue(asBytes, Option.some(Store.asBytes(value))),
             () => `getUint8Array(${show(key)}) of ${show(value)} returned ${show(asBytes)}, expected ${show(Store.asBytes(value))}`
           )
+          yield* expectPlainBytes(`getUint8Array(${show(key)})`, asBytes)
+          // Written back as read, through the compare-and-set of a present key.
+          yield* attempt(`modifyOrInit(${show(key)}) writing back`, reader.modifyOrInit(key, (current) => [undefined, current]))
+          const again = yield* attempt(`modifyOrInit(${show(key)}) reading`, Internal.readExact(writer, key))
+          yield* expect(
+            Internal.sameValue(again, Option.some(value)),
+            () => `${show(value)} written back as read through modifyOrInit, read back as ${show(again)}`
+          )
         }
         const size = yield* attempt("size", reader.size)
         yield* expect(size === input.values.length, () => `wrote ${input.values.length} keys, size is ${size}`)
@@ -184,7 +217,8 @@ export const checks: ReadonlyArray<Internal.Check> = [
   Internal.check({
     family: "fidelity",
     name: "large-values",
-    description: "1 MiB strings (multi-byte, NUL) and 1 MiB byte arrays round-trip between clients, through set and modifyOrInit",
+    description:
+      "1 MiB strings (multi-byte, NUL) and 1 MiB byte arrays round-trip between clients, bytes as plain Uint8Arrays, through set, modifyOrInit and modify / modifyUint8Array",
     defaultRuns: 4,
     arbitrary: () =>
       fc.record({
@@ -206,6 +240,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
           Internal.sameValue(read, Option.some(first)),
           () => `a 1 MiB ${input.kind} did not round-trip: ${Option.isNone(read) ? "absent" : firstDifference(first, read.value)}`
         )
+        yield* expectPlainBytes("modifyOrInit reading a 1 MiB value", read)
         const second = largeValue(input.kind, input.seed + 1)
         yield* attempt(
           "modifyOrInit replacing a 1 MiB value",
@@ -219,6 +254,25 @@ export const checks: ReadonlyArray<Internal.Check> = [
               Option.isNone(again) ? "absent" : firstDifference(second, again.value)
             }`
         )
+        yield* expectPlainBytes("modifyOrInit reading a 1 MiB value", again)
+        // The platform's modify, whose f must see all of the value.
+        const method = input.kind === "string" ? "modify" : "modifyUint8Array"
+        yield* attempt(
+          `${method} of a 1 MiB value`,
+          typeof second === "string"
+            ? Effect.asVoid(writer.modify("large", rotate))
+            : Effect.asVoid(writer.modifyUint8Array("large", rotate))
+        )
+        const third = rotate(second)
+        const modified = yield* attempt("modifyOrInit reading a 1 MiB value", Internal.readExact(reader, "large"))
+        yield* expect(
+          Internal.sameValue(modified, Option.some(third)),
+          () =>
+            `a 1 MiB ${input.kind} updated through ${method} did not round-trip: ${
+              Option.isNone(modified) ? "absent" : firstDifference(third, modified.value)
+            }`
+        )
+        yield* expectPlainBytes("modifyOrInit reading a 1 MiB value", modified)
       })
   }),
   Internal.check({

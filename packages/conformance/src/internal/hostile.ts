@@ -17,18 +17,25 @@ export const hostileKeys: ReadonlyArray<string> = [
   "\u0000",
   "a\u0000",
   "a\u0000b",
+  "a\u0000c",
   "%",
   "_",
   "a%",
   "a_",
+  "*",
   "a*",
   "a?",
   "[a-z]",
+  "[a]",
+  "[",
+  "]",
   "a[",
   "\\",
+  "\\*",
   "a\\%",
   ":",
   "a:b",
+  "1:a:",
   "'",
   "''",
   "\"",
@@ -51,6 +58,7 @@ export const hostileKeys: ReadonlyArray<string> = [
   "\n",
   "\r\n",
   "\t",
+  "line\nbreak",
   "\u00e9",
   "e\u0301",
   "\u00df",
@@ -173,6 +181,7 @@ export const hostileStrings: ReadonlyArray<string> = [
   "\u00e9",
   "e\u0301",
   "\ud83d\ude00",
+  "\ud83d\ude42 \u00e9 e\u0301",
   "AAE=",
   "\u0000\u0001",
   "null",
@@ -182,14 +191,19 @@ export const hostileStrings: ReadonlyArray<string> = [
   "\u{10ffff}"
 ]
 
-/** Byte values that stores mangle: empty, invalid UTF-8, what looks like a kind tag, NUL. */
+/**
+ * Byte values that stores mangle: empty, invalid UTF-8, what looks like a kind tag, NUL, and a
+ * Node `Buffer` (a `Uint8Array` whose `slice` is a view: it must be read back as a plain copy).
+ */
 export const hostileBytes: ReadonlyArray<Uint8Array> = [
+  Buffer.from("buffer"),
   new Uint8Array([]),
   new Uint8Array([0]),
   new Uint8Array([0, 1]),
   new Uint8Array([1]),
   new Uint8Array([0xff, 0xfe, 0xfd]),
   new Uint8Array([0xc3]),
+  new Uint8Array([0, 0xff, 1, 0xc3, 0x28]),
   new Uint8Array([0xef, 0xbb, 0xbf]),
   new Uint8Array([0x41, 0x41, 0x45, 0x3d])
 ]
