@@ -276,6 +276,28 @@ export const badArgument = (method: string, description: string): PlatformError.
   new PlatformError.BadArgument({ module: "KeyValueStore", method, description })
 
 /**
+ * Checks the namespace a backend is opened on: a string, well-formed (lone surrogates cannot be
+ * stored faithfully: two different ones would alias), and at most `maxBytes` UTF-8 bytes where
+ * the backend has such a limit. Returns the `BadArgument` to fail with, or `undefined`. For
+ * backend authors.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const checkNamespace = (
+  method: string,
+  namespace: string,
+  options?: { readonly maxBytes?: number }
+): PlatformError.PlatformError | undefined => {
+  if (typeof namespace !== "string") return badArgument(method, `namespace must be a string, got ${typeof namespace}`)
+  if (!namespace.isWellFormed()) return badArgument(method, "namespace is not well-formed UTF-16 (lone surrogate)")
+  if (options?.maxBytes !== undefined && keyBytes(namespace) > options.maxBytes) {
+    return badArgument(method, `namespace is ${keyBytes(namespace)} UTF-8 bytes, more than ${options.maxBytes}`)
+  }
+  return undefined
+}
+
+/**
  * The length of `key` in UTF-8 bytes.
  *
  * @since 0.1.0

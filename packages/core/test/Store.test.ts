@@ -121,15 +121,17 @@ describe("Store (derived from a backend)", () => {
       expect(reopened).toEqual(Option.some("v"))
     }))
 
-  it.scoped("bytes are copied in and out", () =>
+  it.scoped("bytes are copied in and out, as plain Uint8Arrays even when written as a Node Buffer", () =>
     Effect.gen(function*() {
       const store = yield* MemoryStore.make()
-      const input = new Uint8Array([1, 2, 3])
-      yield* store.set("k", input)
-      input[0] = 9
-      const out = Option.getOrThrow(yield* store.getUint8Array("k"))
-      out[1] = 9
-      expect(yield* store.getUint8Array("k")).toEqual(Option.some(new Uint8Array([1, 2, 3])))
+      for (const input of [new Uint8Array([1, 2, 3]), Buffer.from([1, 2, 3])]) {
+        yield* store.set("k", input)
+        input[0] = 9
+        const out = Option.getOrThrow(yield* store.getUint8Array("k"))
+        expect(Object.getPrototypeOf(out)).toBe(Uint8Array.prototype)
+        out[1] = 9
+        expect(yield* store.getUint8Array("k")).toEqual(Option.some(new Uint8Array([1, 2, 3])))
+      }
     }))
 
   it.scoped("forSchema.modify is atomic and never writes a value that does not decode", () =>
@@ -152,6 +154,19 @@ describe("Store (derived from a backend)", () => {
       expect(failureTag(exit)).toBe("ParseError")
       expect(yield* clients[0]!.get("bad")).toEqual(Option.some("{\"n\":\"x\"}"))
     }))
+
+  it("checkNamespace accepts any well-formed string, and rejects lone surrogates, non-strings and names over maxBytes", () => {
+    for (const namespace of ["", "default", "a:b%_*?[", "\u00e9\u0000\ud83d\ude00", "x".repeat(5000)]) {
+      expect(Store.checkNamespace("make", namespace)).toBeUndefined()
+    }
+    for (const namespace of ["\ud800", "a\udc00b", 42 as unknown as string]) {
+      expect(Store.checkNamespace("make", namespace)).toMatchObject({ _tag: "BadArgument", module: "KeyValueStore", method: "make" })
+    }
+    expect(Store.checkNamespace("make", "\u00e9".repeat(512), { maxBytes: 1024 })).toBeUndefined()
+    const tooLong = Store.checkNamespace("make", "\u00e9".repeat(512) + "x", { maxBytes: 1024 })
+    expect(tooLong).toMatchObject({ _tag: "BadArgument" })
+    expect(tooLong?.message).toContain("1025 UTF-8 bytes, more than 1024")
+  })
 
   it("encodes tagged values so that strings and bytes never alias", () => {
     const values: Array<Store.Value> = ["", "\u0000", "é", "😀", new Uint8Array(), new Uint8Array([0]), new Uint8Array([255, 0])]

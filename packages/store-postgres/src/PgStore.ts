@@ -234,12 +234,9 @@ const resolve = (options: StoreOptions): Effect.Effect<Resolved, PlatformError.P
         )
       }
     }
-    if (typeof namespace !== "string" || !namespace.isWellFormed()) {
-      return Effect.fail(Store.badArgument("make", "namespace must be a well-formed string"))
-    }
-    if (Store.keyBytes(namespace) > Store.maxKeyBytes) {
-      return Effect.fail(Store.badArgument("make", `namespace is longer than ${Store.maxKeyBytes} UTF-8 bytes`))
-    }
+    // (namespace, key) is the primary key: both together must fit in one B-tree index entry.
+    const invalidNamespace = Store.checkNamespace("make", namespace, { maxBytes: Store.maxKeyBytes })
+    if (invalidNamespace) return Effect.fail(invalidNamespace)
     const lockIdleMillis = Math.max(1, Math.round(Duration.toMillis(options.lockIdleTimeout ?? Duration.seconds(10))))
     return Effect.succeed({
       namespace,

@@ -139,7 +139,8 @@ export const fromClient = (
     const namespace = options.namespace ?? defaultNamespace
     const prefix = options.prefix ?? defaultPrefix
     const maxAttempts = options.maxAttempts ?? 1000
-    if (!namespace.isWellFormed()) return Effect.fail(Store.badArgument("make", "namespace is not well-formed UTF-16"))
+    const invalidNamespace = Store.checkNamespace("make", namespace)
+    if (invalidNamespace) return Effect.fail(invalidNamespace)
     if (!prefix.isWellFormed()) return Effect.fail(Store.badArgument("make", "prefix is not well-formed UTF-16"))
     if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
       return Effect.fail(Store.badArgument("make", `maxAttempts must be a positive integer, got ${maxAttempts}`))

@@ -253,7 +253,7 @@ const sqlClientBackend = (options: SqlClientOptions) =>
 const common = (method: string, options: CommonOptions) => {
   const table = options.table ?? Schema.defaultTable
   const namespace = options.namespace ?? Schema.defaultNamespace
-  const invalid = Schema.checkTable(method, table) ?? Schema.checkNamespace(method, namespace)
+  const invalid = Schema.checkTable(method, table) ?? Store.checkNamespace(method, namespace)
   if (invalid) return Effect.fail(invalid)
   return Effect.map(
     milliseconds(method, "retryBusyFor", options.retryBusyFor ?? defaultRetryBusyFor),

@@ -30,15 +30,6 @@ export const checkTable = (method: string, table: string): PlatformError.Platfor
   return undefined
 }
 
-/** @internal */
-export const checkNamespace = (method: string, namespace: string): PlatformError.PlatformError | undefined =>
-  typeof namespace !== "string"
-    ? Store.badArgument(method, `namespace must be a string, got ${typeof namespace}`)
-    // SQLite stores text as UTF-8: two different lone surrogates would both become U+FFFD and alias.
-    : namespace.isWellFormed()
-    ? undefined
-    : Store.badArgument(method, "namespace is not well-formed UTF-16 (lone surrogate)")
-
 /**
  * The SQL of one table. The name has passed {@link checkTable} and is quoted anyway; namespaces,
  * keys and values are always bound parameters.
