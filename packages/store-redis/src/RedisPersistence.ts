@@ -99,21 +99,14 @@ export const fromClient = (
   options: PersistenceOptions = {}
 ): Effect.Effect<Persistence.BackingPersistence, never, Scope.Scope> =>
   Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(() => ({ closed: false, connection: new Connection.Connection(client) })),
-      (state) =>
-        Effect.sync(() => {
-          state.closed = true
-          state.connection.detach()
-        })
-    ),
-    (state) =>
+    Connection.attach(client),
+    (attachment) =>
       Persistence.BackingPersistence.of({
         [Persistence.BackingPersistenceTypeId]: Persistence.BackingPersistenceTypeId,
         make: (storeId) =>
           Effect.sync(() =>
             makeStore(
-              state,
+              attachment,
               KeySpace.make({
                 prefix: options.prefix ?? defaultPrefix,
                 namespace: storeId,
@@ -145,10 +138,10 @@ export const layerResult = (
 // internal
 
 const makeStore = (
-  state: { readonly closed: boolean; readonly connection: Connection.Connection },
+  attachment: Connection.Attachment,
   keySpace: KeySpace.KeySpace
 ): Persistence.BackingPersistenceStore => {
-  const { connection } = state
+  const { connection } = attachment
   const client = connection.client
   const redisKey = (key: string) => keySpace.keyPrefix + key
 
@@ -161,7 +154,7 @@ const makeStore = (
 
   const run = <A>(method: string, commands: () => Promise<A>): Effect.Effect<A, Persistence.PersistenceError> =>
     Effect.async((resume) => {
-      if (state.closed) {
+      if (attachment.closed) {
         const closed = Store.systemError(method, undefined, { reason: "BadResource", description: "the persistence is closed" })
         return resume(Effect.fail(failure(method, closed)))
       }

@@ -147,15 +147,8 @@ export const fromClient = (
     }
     const keySpace = KeySpace.make({ prefix, namespace, clientKeyPrefix: client.options.keyPrefix ?? "" })
     return Effect.map(
-      Effect.acquireRelease(
-        Effect.sync(() => ({ closed: false, connection: new Connection.Connection(client) })),
-        (state) =>
-          Effect.sync(() => {
-            state.closed = true
-            state.connection.detach()
-          })
-      ),
-      (state) => Store.make(makeBackend(namespace, keySpace, maxAttempts, state))
+      Connection.attach(client),
+      (attachment) => Store.make(makeBackend(namespace, keySpace, maxAttempts, attachment))
     )
   })
 
@@ -224,9 +217,9 @@ const makeBackend = (
   namespace: string,
   keySpace: KeySpace.KeySpace,
   maxAttempts: number,
-  state: { closed: boolean; readonly connection: Connection.Connection }
+  attachment: Connection.Attachment
 ): Store.Backend => {
-  const { connection } = state
+  const { connection } = attachment
   const client = connection.client
   const redisKey = (key: string) => keySpace.keyPrefix + key
   const closedError = (method: string) =>
@@ -238,7 +231,7 @@ const makeBackend = (
     onReply: (reply: A) => Effect.Effect<B, PlatformError.PlatformError>
   ): Effect.Effect<B, PlatformError.PlatformError> =>
     Effect.async((resume) => {
-      if (state.closed) return resume(Effect.fail(closedError(method)))
+      if (attachment.closed) return resume(Effect.fail(closedError(method)))
       connection.send(
         run,
         (reply) => resume(onReply(reply)),
@@ -249,14 +242,14 @@ const makeBackend = (
   // Several commands, written as a promise.
   const commands = <A>(method: string, run: () => Promise<A>): Effect.Effect<A, PlatformError.PlatformError> =>
     Effect.async((resume) => {
-      if (state.closed) return resume(Effect.fail(closedError(method)))
+      if (attachment.closed) return resume(Effect.fail(closedError(method)))
       run().then(
         (value) => resume(Effect.succeed(value)),
         (error) => resume(Effect.fail(Connection.toPlatformError(method, error)))
       )
     })
 
-  const modifier = new Modifier({ connection, maxAttempts, isClosed: () => state.closed, closedError })
+  const modifier = new Modifier({ connection, maxAttempts, isClosed: () => attachment.closed, closedError })
 
   return {
     namespace,

@@ -110,6 +110,33 @@ export class Connection {
 }
 
 /**
+ * A client in use by a store for the length of a scope: the connection it sends on, and
+ * whether the scope has closed.
+ *
+ * @internal
+ */
+export interface Attachment {
+  closed: boolean
+  readonly connection: Connection
+}
+
+/**
+ * Attaches a store to `client` until the scope closes; then the store is `closed` and stops
+ * watching the client, which is left as it was (it may belong to someone else).
+ *
+ * @internal
+ */
+export const attach = (client: Redis): Effect.Effect<Attachment, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync((): Attachment => ({ closed: false, connection: new Connection(client) })),
+    (attachment) =>
+      Effect.sync(() => {
+        attachment.closed = true
+        attachment.connection.detach()
+      })
+  )
+
+/**
  * An ioredis failure as a `PlatformError` (`SystemError`) with the ioredis error as `cause`.
  *
  * @internal
