@@ -84,6 +84,13 @@ const fromBackend = (change: (backend: Store.Backend, storage: Storage, namespac
 (storage: Storage, namespace: string) =>
   Effect.map(backendOf(storage, namespace), (backend) => Store.make(change(backend, storage, namespace)))
 
+// A correct store whose `modify` is replaced by one built on it.
+const withModify = (modify: (store: Store.Store) => Store.Store["modify"]) => (storage: Storage, namespace: string) =>
+  Effect.map(backendOf(storage, namespace), (backend) => {
+    const store = Store.make(backend)
+    return { ...store, modify: modify(store) }
+  })
+
 /**
  * `modify` as get, then set: concurrent increments lose updates (the original design's bug).
  *
@@ -94,22 +101,16 @@ export const getThenSetModify: BrokenStore = broken(
   "get-then-set modify",
   "atomicity",
   "modify reads the value, then sets f(value): not atomic, so concurrent updates are lost",
-  (storage, namespace) =>
-    Effect.map(backendOf(storage, namespace), (backend) => {
-      const store = Store.make(backend)
-      return {
-        ...store,
-        modify: (key, f) =>
-          Effect.gen(function*() {
-            const current = yield* store.get(key)
-            if (Option.isNone(current)) return Option.none()
-            yield* roundTrip
-            const next = f(current.value)
-            yield* store.set(key, next)
-            return Option.some(next)
-          })
-      }
+  withModify((store) => (key, f) =>
+    Effect.gen(function*() {
+      const current = yield* store.get(key)
+      if (Option.isNone(current)) return Option.none()
+      yield* roundTrip
+      const next = f(current.value)
+      yield* store.set(key, next)
+      return Option.some(next)
     })
+  )
 )
 
 /**
@@ -122,18 +123,12 @@ export const modifyInsertsMissingKey: BrokenStore = broken(
   "modify inserts a missing key",
   "atomicity",
   "modify of a missing key stores f(\"\") instead of returning None and writing nothing",
-  (storage, namespace) =>
-    Effect.map(backendOf(storage, namespace), (backend) => {
-      const store = Store.make(backend)
-      return {
-        ...store,
-        modify: (key, f) =>
-          store.modifyOrInit(key, (current) => {
-            const next = f(Option.isNone(current) ? "" : Store.asString(current.value))
-            return [Option.some(next), Option.some(next)]
-          })
-      }
+  withModify((store) => (key, f) =>
+    store.modifyOrInit(key, (current) => {
+      const next = f(Option.isNone(current) ? "" : Store.asString(current.value))
+      return [Option.some(next), Option.some(next)]
     })
+  )
 )
 
 /**

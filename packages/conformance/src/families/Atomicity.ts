@@ -42,26 +42,47 @@ const parse = (value: string) => {
   return Number.isInteger(n) ? n : NaN
 }
 
-const concurrency = fc.record({
-  namespace: Hostile.namespace,
-  key: Hostile.key,
-  clients: fc.integer({ min: 2, max: 4 }),
-  perClient: fc.integer({ min: 2, max: 8 })
-})
+interface Concurrency {
+  readonly namespace: string
+  readonly key: string
+  readonly clients: number
+  readonly perClient: number
+}
+
+// N clients × M concurrent operations on one key.
+const concurrency = (perClient: { readonly min: number; readonly max: number }): fc.Arbitrary<Concurrency> =>
+  fc.record({
+    namespace: Hostile.namespace,
+    key: Hostile.key,
+    clients: fc.integer({ min: 2, max: 4 }),
+    perClient: fc.integer(perClient)
+  })
+
+// A check of N clients × M concurrent increments of one key.
+const incrementsCheck = (
+  name: string,
+  description: string,
+  run: Internal.Property<Concurrency>["run"]
+) =>
+  Internal.check({
+    family: "atomicity",
+    name,
+    description,
+    defaultRuns: 15,
+    arbitrary: () => concurrency({ min: 2, max: 8 }),
+    examples: [{ namespace: "conformance", key: "counter", clients: 4, perClient: 8 }],
+    run
+  })
 
 /**
  * @since 0.1.0
  * @category checks
  */
 export const checks: ReadonlyArray<Internal.Check> = [
-  Internal.check({
-    family: "atomicity",
-    name: "concurrent-modify",
-    description: "N clients × M concurrent modify increments of one key end at exactly N×M, each returning a distinct count",
-    defaultRuns: 15,
-    arbitrary: () => concurrency,
-    examples: [{ namespace: "conformance", key: "counter", clients: 4, perClient: 8 }],
-    run: (input, { session }) =>
+  incrementsCheck(
+    "concurrent-modify",
+    "N clients × M concurrent modify increments of one key end at exactly N×M, each returning a distinct count",
+    (input, { session }) =>
       Effect.gen(function*() {
         const stores = yield* clientsOf(session, input.namespace, input.clients)
         yield* attempt("set(key, \"0\")", stores[0]!.set(input.key, "0"))
@@ -81,16 +102,11 @@ export const checks: ReadonlyArray<Internal.Check> = [
         )
         yield* expectDistinctCounts(results, "modify increments")
       })
-  }),
-  Internal.check({
-    family: "atomicity",
-    name: "concurrent-modify-or-init",
-    description:
-      "N clients × M concurrent modifyOrInit create-or-increment of an absent key end at N×M, with exactly one creation",
-    defaultRuns: 15,
-    arbitrary: () => concurrency,
-    examples: [{ namespace: "conformance", key: "counter", clients: 4, perClient: 8 }],
-    run: (input, { session }) =>
+  ),
+  incrementsCheck(
+    "concurrent-modify-or-init",
+    "N clients × M concurrent modifyOrInit create-or-increment of an absent key end at N×M, with exactly one creation",
+    (input, { session }) =>
       Effect.gen(function*() {
         const stores = yield* clientsOf(session, input.namespace, input.clients)
         const results = yield* increments(stores, input.perClient, (store) =>
@@ -111,19 +127,13 @@ export const checks: ReadonlyArray<Internal.Check> = [
         yield* expect(creations === 1, () => `${creations} concurrent modifyOrInit calls saw the key absent and created it, expected exactly 1`)
         yield* expectDistinctCounts(results, "modifyOrInit increments")
       })
-  }),
+  ),
   Internal.check({
     family: "atomicity",
     name: "create-if-absent-race",
     description: "clients racing setIfAbsent on an absent key: exactly one wins, and the stored value is the winner's",
     defaultRuns: 20,
-    arbitrary: () =>
-      fc.record({
-        namespace: Hostile.namespace,
-        key: Hostile.key,
-        clients: fc.integer({ min: 2, max: 4 }),
-        perClient: fc.integer({ min: 1, max: 4 })
-      }),
+    arbitrary: () => concurrency({ min: 1, max: 4 }),
     examples: [{ namespace: "conformance", key: "lock", clients: 4, perClient: 4 }],
     run: (input, { session }) =>
       Effect.gen(function*() {
