@@ -57,6 +57,10 @@ const countingJob = (name: string, options?: {
   return { job, executions }
 }
 
+// A job every minute whose state is a number.
+const minutely = <E>(name: string, execute: FencedCron.Options<number, number, E, never>["execute"]) =>
+  FencedCron.make({ name, cron: everyMinute, state: { schema: Schema.Number, initial: 0 }, execute })
+
 const statusOn = <A, R>(store: Store.Store, job: FencedCron.FencedCron<A, R>) => on(store, job.status)
 
 describe("FencedCron", () => {
@@ -211,17 +215,12 @@ describe("FencedCron", () => {
       Effect.gen(function*() {
         const name = "failing-tick"
         let calls = 0
-        const job = FencedCron.make({
-          name,
-          cron: everyMinute,
-          state: { schema: Schema.Number, initial: 0 },
-          execute: (state) =>
-            Effect.gen(function*() {
-              calls++
-              yield* state.update((n) => n + 1)
-              return yield* Effect.fail("downstream unavailable")
-            })
-        })
+        const job = minutely(name, (state) =>
+          Effect.gen(function*() {
+            calls++
+            yield* state.update((n) => n + 1)
+            return yield* Effect.fail("downstream unavailable")
+          }))
         yield* TestClock.setTime(60_000)
         expect(yield* job.trigger(60_000)).toBe("failed")
         expect(calls).toBe(1)
@@ -236,17 +235,12 @@ describe("FencedCron", () => {
       Effect.gen(function*() {
         const name = "superseded-tick"
         let wrote = 0
-        const job = FencedCron.make({
-          name,
-          cron: everyMinute,
-          state: { schema: Schema.Number, initial: 0 },
-          execute: (state) =>
-            Effect.gen(function*() {
-              yield* Effect.sleep("10 seconds")
-              yield* state.update((n) => n + 1)
-              wrote++
-            })
-        })
+        const job = minutely(name, (state) =>
+          Effect.gen(function*() {
+            yield* Effect.sleep("10 seconds")
+            yield* state.update((n) => n + 1)
+            wrote++
+          }))
         yield* TestClock.setTime(60_000)
         const tick = yield* Effect.fork(job.trigger(60_000))
         yield* TestClock.adjust("1 second")

@@ -200,23 +200,28 @@ describe("StatefulSingleton", () => {
       return { control, backend }
     }
 
+    // A counter that records when each execution starts, whether its update succeeds or not.
+    const attemptingCounter = (name: string, options: Partial<StatefulSingleton.Options<number, number, never, never>>) => {
+      const attempts: Array<number> = []
+      const singleton = StatefulSingleton.make({
+        name,
+        schema: Schema.Number,
+        initial: 0,
+        run: (state) =>
+          Effect.zipRight(
+            Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => attempts.push(now))),
+            state.update((n) => n + 1)
+          ),
+        ...options
+      })
+      return { attempts, singleton }
+    }
+
     it.scoped("store errors are retried with the backoff on the same claim, and the singleton recovers", () =>
       Effect.gen(function*() {
         const name = "store-outage"
         const { control, backend } = flaky()
-        const attempts: Array<number> = []
-        const singleton = StatefulSingleton.make({
-          name,
-          schema: Schema.Number,
-          initial: 0,
-          every: "1 second",
-          retry: Schedule.spaced("2 seconds"),
-          run: (state) =>
-            Effect.zipRight(
-              Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => attempts.push(now))),
-              state.update((n) => n + 1)
-            )
-        })
+        const { attempts, singleton } = attemptingCounter(name, { every: "1 second", retry: Schedule.spaced("2 seconds") })
         const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
         yield* cluster.advance("2 seconds")
         const healthy = yield* stateIn(cluster.store, singleton.state)
@@ -242,18 +247,7 @@ describe("StatefulSingleton", () => {
       Effect.gen(function*() {
         const name = "default-retry"
         const { control, backend } = flaky()
-        const attempts: Array<number> = []
-        const singleton = StatefulSingleton.make({
-          name,
-          schema: Schema.Number,
-          initial: 0,
-          every: "1 second",
-          run: (state) =>
-            Effect.zipRight(
-              Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => attempts.push(now))),
-              state.update((n) => n + 1)
-            )
-        })
+        const { attempts, singleton } = attemptingCounter(name, { every: "1 second" })
         const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
         yield* cluster.advance("1 second")
         control.failing = true
@@ -301,19 +295,7 @@ describe("StatefulSingleton", () => {
 
     it.scoped("a run that completes without `every` is run again after the backoff, with a heartbeat each time", () =>
       Effect.gen(function*() {
-        const name = "completing-run"
-        const starts: Array<number> = []
-        const singleton = StatefulSingleton.make({
-          name,
-          schema: Schema.Number,
-          initial: 0,
-          retry: Schedule.spaced("5 seconds"),
-          run: (state) =>
-            Effect.zipRight(
-              Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => starts.push(now))),
-              state.update((n) => n + 1)
-            )
-        })
+        const { attempts: starts, singleton } = attemptingCounter("completing-run", { retry: Schedule.spaced("5 seconds") })
         const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"] })
         yield* cluster.advance("12 seconds")
         expect(starts.map((at) => at - starts[0]!)).toEqual([0, 5000, 10000])
