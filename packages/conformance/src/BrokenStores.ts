@@ -334,6 +334,25 @@ export const hangsWhenClosed: BrokenStore = broken(
   )
 )
 
+/**
+ * An `f` that throws is reported as a store failure (a `PlatformError`, as a driver's
+ * `tryPromise` around the whole transaction would) instead of a defect: a bug in the caller's
+ * code looks like a retryable outage.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const thrownAsFailures: BrokenStore = broken(
+  "thrown as failures",
+  "errors",
+  "an f that throws is reported as a PlatformError (a store failure) instead of a defect",
+  fromBackend((backend) => ({
+    ...backend,
+    modifyOrInit: (key, f) =>
+      Effect.catchAllDefect(backend.modifyOrInit(key, f), (defect) => Effect.fail(Store.systemError("modifyOrInit", defect)))
+  }))
+)
+
 const firstHalf = (value: Store.Value): Store.Value => value.slice(0, Math.floor(value.length / 2))
 
 /**
@@ -385,5 +404,6 @@ export const all: ReadonlyArray<BrokenStore> = [
   sizeCountsDeleted,
   errorsAsDefects,
   hangsWhenClosed,
+  thrownAsFailures,
   tornWrites
 ]

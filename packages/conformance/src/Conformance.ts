@@ -88,7 +88,7 @@ const allFamilies = [
   family("atomicity", "Atomicity", "concurrent modify loses no update; create-if-absent has one winner", Atomicity.checks),
   family("linearizability", "Linearizability", "concurrent histories over several clients are linearizable", LinearizabilityFamily.checks),
   family("handoff", "Leader handoff", "fenced state over the store survives handoff; stale leaders never write", Handoff.checks),
-  family("errors", "Typed errors", "failures are typed, never defects or hangs; interrupted writes leave no partial value", TypedErrors.checks)
+  family("errors", "Typed errors", "failures are typed, never defects or hangs; interrupted writes leave no partial value; a throwing f fails only its own call", TypedErrors.checks)
 ] as const
 
 /**

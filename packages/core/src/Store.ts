@@ -23,8 +23,9 @@
  *   does.
  * - **Atomicity**: `modifyOrInit(key, f)` runs `f` on the value current at the moment of the
  *   write and stores its result only for that value, across fibers, clients and processes. `f`
- *   may be called more than once (optimistic backends retry); it must be pure. `modify` and
- *   `setIfAbsent` are built on it.
+ *   may be called more than once (optimistic backends retry); it must be pure. An `f` that
+ *   throws is a defect of its own call: that call writes nothing, and other calls go on. `modify`
+ *   and `setIfAbsent` are built on it.
  * - **Namespaces**: a store works inside one namespace; `size`, `isEmpty` and `clear` see only
  *   it. Namespaces whose names are prefixes of each other or contain metacharacters never see
  *   each other's keys.

@@ -202,25 +202,6 @@ describe("RedisStore", () => {
       expect(yield* Fiber.join(read)).toEqual(Option.some("replaced"))
     }))
 
-  redisTest("a defect in f fails only its own call; the others in the same batch commit", (url) =>
-    Effect.gen(function*() {
-      const prefix = yield* uniquePrefix(url)
-      const store = yield* RedisStore.make({ url, prefix })
-      yield* store.set("n", "0")
-      const exits = yield* Effect.forEach(
-        Array.from({ length: 20 }, (_, i) => i),
-        (i) =>
-          Effect.exit(store.modify("n", (n) => {
-            if (i % 5 === 0) throw new Error("boom")
-            return increment(n)
-          })),
-        { concurrency: "unbounded" }
-      )
-      expect(exits.filter((exit) => Exit.isFailure(exit) && Cause.isDie(exit.cause))).toHaveLength(4)
-      expect(exits.filter(Exit.isSuccess)).toHaveLength(16)
-      expect(yield* store.get("n")).toEqual(Option.some("16"))
-    }))
-
   redisTest("interrupted updates apply once or not at all, never twice", (url) =>
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)

@@ -59,21 +59,6 @@ const increment = (n: string) => String(Number(n) + 1)
 runConformance(ownedSubject)
 runConformance(sqlClientSubject)
 
-// Beyond the suite: what each variant does with a throwing `f` (its own code paths: a rolled-back
-// better-sqlite3 transaction, a rolled-back BEGIN IMMEDIATE on the client).
-for (const subject of [ownedSubject, sqlClientSubject]) {
-  it.scoped(`${subject.name}: a throwing f is a defect and writes nothing`, () =>
-    Effect.gen(function*() {
-      const store = yield* subject.client(yield* subject.acquire, { namespace: "test" })
-      yield* store.set("k", "1")
-      const exit = yield* Effect.exit(store.modifyOrInit("k", () => {
-        throw new Error("boom")
-      }))
-      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
-      expect(yield* store.get("k")).toEqual(Option.some("1"))
-    }))
-}
-
 describe("SqliteStore (own connection)", () => {
   it.scoped("rejects table names that are not plain identifiers, creating nothing", () =>
     Effect.gen(function*() {

@@ -3,7 +3,7 @@
  * `FencedState` with a retryable `SingletonError`) in the error channel, never a defect, a
  * success or a hang, and change nothing; bad keys and values fail with `BadArgument` and change
  * nothing; an interrupted write leaves the old value or the new one, never anything else, and
- * leaves no lock behind.
+ * leaves no lock behind; an `f` that throws is a defect of its own call only.
  *
  * @since 0.1.0
  */
@@ -217,6 +217,51 @@ export const checks: ReadonlyArray<Internal.Check> = [
         yield* within("a read by the interrupted client", writer.get(input.key))
         yield* within("a modifyOrInit by another client", reader.modifyOrInit(input.key, () => [undefined, Option.some("after")]))
         yield* within("a modifyOrInit by the interrupted client", writer.modifyOrInit(input.key, (current) => [current, Option.none()]))
+      })
+  }),
+  Internal.check({
+    family: "errors",
+    name: "throwing-f",
+    description:
+      "an update whose f throws dies with that defect and writes nothing; concurrent updates of the same key by the same client commit",
+    defaultRuns: 15,
+    arbitrary: () =>
+      fc.record({
+        namespace: Hostile.namespace,
+        key: Hostile.key,
+        calls: fc.integer({ min: 1, max: 20 }),
+        throwEvery: fc.integer({ min: 1, max: 5 })
+      }),
+    examples: [{ namespace: "conformance", key: "n", calls: 20, throwEvery: 5 }],
+    run: (input, { session }) =>
+      Effect.gen(function*() {
+        const [store, observer] = yield* Effect.all([session.client(input.namespace), session.client(input.namespace)])
+        yield* attempt("set", observer.set(input.key, "0"))
+        const throws = (i: number) => i % input.throwEvery === 0
+        const exits = yield* Effect.forEach(
+          Array.from({ length: input.calls }, (_, i) => i),
+          (i) =>
+            Effect.exit(store.modify(input.key, (n) => {
+              if (throws(i)) throw new Error(`f of call ${i} throws`)
+              return String(Number(n) + 1)
+            })),
+          { concurrency: "unbounded" }
+        )
+        for (const [i, exit] of exits.entries()) {
+          yield* expect(
+            throws(i) ? Exit.isFailure(exit) && Cause.isDie(exit.cause) : Exit.isSuccess(exit),
+            () =>
+              `call ${i} of ${input.calls} concurrent modify calls, whose f ${throws(i) ? "throws" : "does not throw"}, ended with ${
+                Exit.isSuccess(exit) ? `success ${show(exit.value)}` : Internal.describeCause(exit.cause)
+              }; expected ${throws(i) ? "a defect" : "success"}`
+          )
+        }
+        const committed = exits.filter(Exit.isSuccess).length
+        const final = yield* attempt("get", observer.get(input.key))
+        yield* expect(
+          Option.isSome(final) && final.value === String(committed),
+          () => `${committed} of ${input.calls} concurrent increments succeeded (the others' f threw), but the key holds ${show(final)}`
+        )
       })
   }),
   Internal.check({
