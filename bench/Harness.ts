@@ -7,6 +7,7 @@
  * of processes that ran at once.
  */
 import { Effect } from "effect"
+import type { Cell } from "./Report.js"
 
 export interface Window {
   readonly concurrency: number
@@ -109,8 +110,23 @@ export const measureEffect = <E, R>(
     }).pipe(Effect.map(() => rec.result(performance.now())))
   })
 
-/** The key a worker uses for its next operation: one hot key, or one of `spread` keys at random. */
-export const keyChooser = (keys: "hot" | number) =>
+/** The cells every store is measured in: 1 and 8 concurrent workers × one hot key or 1000 keys. */
+export const cells: ReadonlyArray<Cell> = [
+  { concurrency: 1, keys: "hot" },
+  { concurrency: 1, keys: 1000 },
+  { concurrency: 8, keys: "hot" },
+  { concurrency: 8, keys: 1000 }
+]
+
+/** The update every benchmark measures: the increment of a string counter. */
+export const increment = (n: string) => String(Number(n) + 1)
+
+/** Every key a cell's workers use: the hot key, or `spread` keys. */
+export const keysOf = (keys: Cell["keys"]): ReadonlyArray<string> =>
+  keys === "hot" ? ["bench:hot"] : Array.from({ length: keys }, (_, i) => `bench:${i}`)
+
+/** The key a worker uses for its next operation: the hot key, or one of `spread` keys at random. */
+export const keyChooser = (keys: Cell["keys"]) =>
   keys === "hot" ? () => "bench:hot" : () => `bench:${Math.floor(Math.random() * keys)}`
 
 /** A measurement and how many of its increments were acknowledged (what a timed child process reports). */

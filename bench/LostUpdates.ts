@@ -9,6 +9,7 @@
 import { KeyValueStore } from "@effect/platform"
 import { Effect, Option } from "effect"
 import * as Processes from "../support/Processes.js"
+import { increment } from "./Harness.js"
 import * as Stores from "../support/Stores.js"
 
 export type Method = "platform default modify" | "durable-singleton modify"
@@ -21,7 +22,6 @@ export interface Result {
   readonly lost: number
 }
 
-const increment = (n: string) => String(Number(n) + 1)
 const key = "lost-updates:counter"
 
 // The platform's derived store over the same backend: only get and set are passed, so `modify`

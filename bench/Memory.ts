@@ -6,19 +6,9 @@
  */
 import { MemoryStore } from "@durable-singleton/core"
 import { Effect, Ref } from "effect"
-import type { Measurement } from "./Harness.js"
+import { cells, increment, keysOf, type Measurement } from "./Harness.js"
 import type { Cell, Row } from "./Report.js"
 
-const increment = (n: string) => String(Number(n) + 1)
-
-const cells: ReadonlyArray<Cell> = [
-  { concurrency: 1, keys: "hot" },
-  { concurrency: 1, keys: 1000 },
-  { concurrency: 8, keys: "hot" },
-  { concurrency: 8, keys: 1000 }
-]
-
-const keysOf = (cell: Cell) => Array.from({ length: cell.keys === "hot" ? 1 : cell.keys }, (_, i) => `bench:${i}`)
 
 // `opsPerWorker` operations on each of `concurrency` fibers; key i of a worker is keys[i % n].
 const loop = (
@@ -56,7 +46,7 @@ const loop = (
 const ours = (cell: Cell, opsPerWorker: number) =>
   Effect.scoped(Effect.gen(function*() {
     const store = yield* MemoryStore.make()
-    const keys = keysOf(cell)
+    const keys = keysOf(cell.keys)
     for (const key of keys) yield* store.set(key, "0")
     const measurement = yield* loop(cell, opsPerWorker, (i) => store.modify(keys[i]!, increment))
     let total = 0
@@ -66,7 +56,7 @@ const ours = (cell: Cell, opsPerWorker: number) =>
 
 const baseline = (cell: Cell, opsPerWorker: number) =>
   Effect.gen(function*() {
-    const refs = yield* Effect.forEach(keysOf(cell), () => Ref.make("0"))
+    const refs = yield* Effect.forEach(keysOf(cell.keys), () => Ref.make("0"))
     const measurement = yield* loop(cell, opsPerWorker, (i) =>
       Ref.modify(refs[i]!, (n) => {
         const next = increment(n)

@@ -23,7 +23,7 @@
 import { PgStore } from "@durable-singleton/store-postgres"
 import { Effect } from "effect"
 import * as Pg from "pg"
-import { keyChooser, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
+import { cells, increment, keyChooser, keysOf, type Measurement, measureEffect, measurePromise, type Window } from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 import * as Processes from "../../../support/Processes.js"
 
@@ -47,16 +47,7 @@ export interface Variant {
 
 export const defaultVariants: ReadonlyArray<Variant> = [{ name: "" }, { name: "synchronous_commit=off", synchronousCommit: "off" }]
 
-export const defaultCells: ReadonlyArray<Cell> = [
-  { concurrency: 1, keys: "hot" },
-  { concurrency: 1, keys: 1000 },
-  { concurrency: 8, keys: "hot" },
-  { concurrency: 8, keys: 1000 }
-]
-
-const spreadKeys = 1000
-const allKeys = ["bench:hot", ...Array.from({ length: spreadKeys }, (_, i) => `bench:${i}`)]
-const increment = (n: string) => String(Number(n) + 1)
+const allKeys = [...new Set(cells.flatMap((cell) => keysOf(cell.keys)))]
 
 interface Method {
   readonly name: string
@@ -180,7 +171,7 @@ export const run = async (options: Options): Promise<ReadonlyArray<Row>> => {
             },
             ...rawMethods(pool, admin, table)
           ]
-          for (const cell of options.cells ?? defaultCells) {
+          for (const cell of options.cells ?? cells) {
             const window: Window = {
               concurrency: cell.concurrency,
               warmupMs: options.warmupMs ?? 500,

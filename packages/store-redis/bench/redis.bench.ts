@@ -22,7 +22,18 @@ import { RedisStore } from "@durable-singleton/store-redis"
 import { Effect, Option } from "effect"
 import { Redis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
-import { combine, keyChooser, type Measurement, measureEffect, measurePromise, type Timed, type Window } from "../../../bench/Harness.js"
+import {
+  cells,
+  combine,
+  increment,
+  keyChooser,
+  keysOf,
+  type Measurement,
+  measureEffect,
+  measurePromise,
+  type Timed,
+  type Window
+} from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 import * as Processes from "../../../support/Processes.js"
 import { script } from "../src/internal/modifier.js"
@@ -43,17 +54,8 @@ export interface Options {
   readonly inProcess?: boolean
 }
 
-const spread = 1000
-const cells: ReadonlyArray<Cell> = [
-  { concurrency: 1, keys: "hot" },
-  { concurrency: 1, keys: spread },
-  { concurrency: 8, keys: "hot" },
-  { concurrency: 8, keys: spread }
-]
 const baselineMethod = "GET + Lua CAS (EVALSHA)"
 const lowerBoundMethod = "INCR"
-const increment = (n: string) => String(Number(n) + 1)
-const keysOf = (keys: Cell["keys"]) => keys === "hot" ? ["bench:hot"] : Array.from({ length: keys }, (_, i) => `bench:${i}`)
 const sha = createHash("sha1").update(script).digest("hex")
 
 // Our store's key layout (see RedisStore): the raw methods use the same keys and bytes.

@@ -24,7 +24,18 @@ import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { combine, keyChooser, type Measurement, measureEffect, measurePromise, type Timed, type Window } from "../../../bench/Harness.js"
+import {
+  cells,
+  combine,
+  increment,
+  keyChooser,
+  keysOf,
+  type Measurement,
+  measureEffect,
+  measurePromise,
+  type Timed,
+  type Window
+} from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 import * as Processes from "../../../support/Processes.js"
 
@@ -48,17 +59,8 @@ export interface Options {
 type Settings = Required<Omit<Options, "only">>
 
 const table = SqliteStore.defaultTable
-const spread = 1000
-const cells: ReadonlyArray<Cell> = [
-  { concurrency: 1, keys: "hot" },
-  { concurrency: 1, keys: spread },
-  { concurrency: 8, keys: "hot" },
-  { concurrency: 8, keys: spread }
-]
 const baselineMethod = "tx.immediate: SELECT; UPDATE"
 const lowerBoundMethod = "UPDATE … RETURNING"
-const increment = (n: string) => String(Number(n) + 1)
-const keysOf = (keys: Cell["keys"]) => keys === "hot" ? ["bench:hot"] : Array.from({ length: keys }, (_, i) => `bench:${i}`)
 
 // Raw better-sqlite3 on our table, as a user who knows SQLite well would write it.
 const rawClient = (filename: string, namespace: string, busyTimeoutMs: number) => {
