@@ -22,18 +22,7 @@ import { RedisStore } from "@durable-singleton/store-redis"
 import { Effect, Option } from "effect"
 import { Redis } from "ioredis"
 import { createHash, randomUUID } from "node:crypto"
-import {
-  cells,
-  combine,
-  increment,
-  keyChooser,
-  keysOf,
-  type Measurement,
-  measureEffect,
-  measurePromise,
-  type Timed,
-  type Window
-} from "../../../bench/Harness.js"
+import { cells, combine, increment, keyChooser, keysOf, type Measurement, measureEffect, measurePromise, type Timed, type Window } from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 import * as Processes from "../../../support/Processes.js"
 import { script } from "../src/internal/modifier.js"

@@ -24,18 +24,7 @@ import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import {
-  cells,
-  combine,
-  increment,
-  keyChooser,
-  keysOf,
-  type Measurement,
-  measureEffect,
-  measurePromise,
-  type Timed,
-  type Window
-} from "../../../bench/Harness.js"
+import { cells, combine, increment, keyChooser, keysOf, type Measurement, measureEffect, measurePromise, type Timed, type Window } from "../../../bench/Harness.js"
 import { type Cell, formatTable, type Row } from "../../../bench/Report.js"
 import * as Processes from "../../../support/Processes.js"
 
