@@ -86,45 +86,32 @@ const rawMethods = (pool: Pg.Pool, admin: Pg.Pool, table: string): ReadonlyArray
     name: `${table}_increment`,
     text: `UPDATE ${table} SET v = (v::bigint + 1)::text WHERE k = $1 RETURNING v`
   }
+  // `operation` on the key it is given; every raw method shares the table, reset and sum.
+  const method = (name: string, operation: (key: string) => Promise<number | void>): Method => ({
+    name,
+    reset,
+    sum,
+    measure: (window, key) => measurePromise(window, () => operation(key()))
+  })
   return [
-    {
-      name: "pg row lock",
-      reset,
-      sum,
-      measure: (window, key) =>
-        measurePromise(window, () =>
-          withConnection(pool, async (client) => {
-            const k = key()
-            await client.query("BEGIN")
-            const { rows } = await client.query({ ...selectForUpdate, values: [k] })
-            await client.query({ ...update, values: [k, increment(rows[0].v)] })
-            await client.query("COMMIT")
-          }))
-    },
-    {
-      name: "pg version CAS",
-      reset,
-      sum,
-      measure: (window, key) =>
-        measurePromise(window, () =>
-          withConnection(pool, async (client) => {
-            const k = key()
-            for (let retries = 0;; retries++) {
-              const { rows } = await client.query({ ...select, values: [k] })
-              const updated = await client.query({ ...compareAndSet, values: [k, increment(rows[0].v), rows[0].version] })
-              if (updated.rowCount === 1) return retries
-            }
-          }))
-    },
-    {
-      name: "pg UPDATE RETURNING",
-      reset,
-      sum,
-      measure: (window, key) =>
-        measurePromise(window, async () => {
-          await pool.query({ ...serverIncrement, values: [key()] })
-        })
-    }
+    method("pg row lock", (k) =>
+      withConnection(pool, async (client) => {
+        await client.query("BEGIN")
+        const { rows } = await client.query({ ...selectForUpdate, values: [k] })
+        await client.query({ ...update, values: [k, increment(rows[0].v)] })
+        await client.query("COMMIT")
+      })),
+    method("pg version CAS", (k) =>
+      withConnection(pool, async (client) => {
+        for (let retries = 0;; retries++) {
+          const { rows } = await client.query({ ...select, values: [k] })
+          const updated = await client.query({ ...compareAndSet, values: [k, increment(rows[0].v), rows[0].version] })
+          if (updated.rowCount === 1) return retries
+        }
+      })),
+    method("pg UPDATE RETURNING", async (k) => {
+      await pool.query({ ...serverIncrement, values: [k] })
+    })
   ]
 }
 
