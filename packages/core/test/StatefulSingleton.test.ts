@@ -21,8 +21,14 @@ interface Ack {
   readonly at: number
 }
 
-// A counter singleton that records every acknowledged increment with who made it.
-const counter = (name: string, options?: Partial<StatefulSingleton.Options<number, number, never, never>>) => {
+// A counter singleton that records every increment it attempts and every one acknowledged, with
+// who made it. An uninterruptible write models a paused process, which cannot be interrupted.
+const counter = (
+  name: string,
+  options?: Partial<StatefulSingleton.Options<number, number, never, never>>,
+  write: { readonly uninterruptible?: boolean } = {}
+) => {
+  const attempts: Array<string> = []
   const acks: Array<Ack> = []
   const singleton = StatefulSingleton.make({
     name,
@@ -32,17 +38,15 @@ const counter = (name: string, options?: Partial<StatefulSingleton.Options<numbe
     run: (state) =>
       Effect.gen(function*() {
         const context = yield* SingletonContext.SingletonContext
-        const value = yield* state.update((n) => n + 1)
-        acks.push({
-          value,
-          epoch: context.epoch,
-          runner: Option.getOrThrow(context.runnerAddress),
-          at: yield* Clock.currentTimeMillis
-        })
+        const runner = Option.getOrThrow(context.runnerAddress)
+        attempts.push(runner)
+        const update = state.update((n) => n + 1)
+        const value = yield* (write.uninterruptible ? Effect.uninterruptible(update) : update)
+        acks.push({ value, epoch: context.epoch, runner, at: yield* Clock.currentTimeMillis })
       }),
     ...options
   })
-  return { singleton, acks }
+  return { singleton, attempts, acks }
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
@@ -137,23 +141,7 @@ describe("StatefulSingleton", () => {
   it.scoped("a frozen leader's late write reaches the store after the takeover and is rejected; it stops", () =>
     Effect.gen(function*() {
       const name = "frozen-leader"
-      const attempts: Array<string> = []
-      const acks: Array<{ runner: string; value: number; epoch: number }> = []
-      const singleton = StatefulSingleton.make({
-        name,
-        schema: Schema.Number,
-        initial: 0,
-        every: "1 second",
-        run: (state) =>
-          Effect.gen(function*() {
-            const context = yield* SingletonContext.SingletonContext
-            const runner = Option.getOrThrow(context.runnerAddress)
-            attempts.push(runner)
-            // A paused process cannot be interrupted: model it with an uninterruptible write.
-            const value = yield* Effect.uninterruptible(state.update((n) => n + 1))
-            acks.push({ runner, value, epoch: context.epoch })
-          })
-      })
+      const { acks, attempts, singleton } = counter(name, {}, { uninterruptible: true })
       const cluster = yield* TestKit.make({ layer: singleton, runners: ["a", "b"] })
       yield* cluster.advance("3 seconds")
       const leader = cluster.owners(name)[0]!
