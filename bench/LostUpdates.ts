@@ -65,7 +65,10 @@ export const run = async (
       String(perProcess)
     ])
     const increments = reports.reduce((n, r) => n + r.acknowledged, 0)
-    const final = await Effect.runPromise(Effect.scoped(Effect.flatMap(Stores.open(location), (store) => store.get(key))))
+    // Read the result and leave nothing behind.
+    const final = await Effect.runPromise(
+      Effect.scoped(Effect.flatMap(Stores.open(location), (store) => Effect.zipLeft(store.get(key), store.remove(key))))
+    )
     const value = Number(Option.getOrElse(final, () => "0"))
     results.push({ store: location.kind, method, increments, final: value, lost: increments - value })
   }

@@ -9,6 +9,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Pg from "pg"
 import * as PostgresBench from "../packages/store-postgres/bench/postgres.bench.js"
 import * as RedisBench from "../packages/store-redis/bench/redis.bench.js"
 import * as SqliteBench from "../packages/store-sqlite/bench/sqlite.bench.js"
@@ -43,6 +44,16 @@ const parse = (argv: ReadonlyArray<string>) => {
 }
 
 class UsageError extends Error {}
+
+const dropTable = async (url: string, table: string) => {
+  const client = new Pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query(`DROP TABLE IF EXISTS "${table}"`)
+  } finally {
+    await client.end()
+  }
+}
 
 interface Target {
   readonly name: string
@@ -148,7 +159,10 @@ const main = async () => {
         ...(redisUrl === undefined ? [] : [[{ kind: "redis", url: redisUrl, namespace: `lost-updates-${stamp}` }, 100] as const])
       ]
       const lost: Array<LostUpdates.Result> = []
-      for (const [location, perProcess] of locations) lost.push(...await LostUpdates.run(location, { perProcess }))
+      for (const [location, perProcess] of locations) {
+        lost.push(...await LostUpdates.run(location, { perProcess }))
+        if (location.kind === "postgres") await dropTable(location.url, location.table)
+      }
       for (const r of lost) console.log(`  ${r.store.padEnd(9)} ${r.method.padEnd(26)} ${r.final}/${r.increments}  lost ${r.lost}`)
       targets.push({ name: "lost updates: ours lose none", met: lost.filter((r) => r.method === "durable-singleton modify").every((r) => r.lost === 0) })
       results.lostUpdates = lost
