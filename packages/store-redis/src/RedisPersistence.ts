@@ -91,31 +91,36 @@ export const make = (
  * A backing persistence on a client you already have; it never quits the client. When the scope
  * closes, its stores' operations fail with `PersistenceBackingError`.
  *
+ * As for `RedisStore.fromClient`, the client must be created with
+ * `autoResendUnfulfilledCommands: false` (otherwise this fails with `BadArgument`): with it on,
+ * ioredis resends after a reconnect a write already reported failed.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const fromClient = (
   client: Redis,
   options: PersistenceOptions = {}
-): Effect.Effect<Persistence.BackingPersistence, never, Scope.Scope> =>
-  Effect.map(
-    Connection.attach(client),
-    (attachment) =>
-      Persistence.BackingPersistence.of({
-        [Persistence.BackingPersistenceTypeId]: Persistence.BackingPersistenceTypeId,
-        make: (storeId) =>
-          Effect.sync(() =>
-            makeStore(
-              attachment,
-              KeySpace.make({
-                prefix: options.prefix ?? defaultPrefix,
-                namespace: storeId,
-                clientKeyPrefix: client.options.keyPrefix ?? ""
-              })
+): Effect.Effect<Persistence.BackingPersistence, PlatformError.PlatformError, Scope.Scope> =>
+  Effect.suspend(() => {
+    const prefix = options.prefix ?? defaultPrefix
+    const invalid = Connection.checkPrefix("make", prefix) ?? Connection.checkClient("make", client)
+    if (invalid) return Effect.fail(invalid)
+    return Effect.map(
+      Connection.attach(client),
+      (attachment) =>
+        Persistence.BackingPersistence.of({
+          [Persistence.BackingPersistenceTypeId]: Persistence.BackingPersistenceTypeId,
+          make: (storeId) =>
+            Effect.sync(() =>
+              makeStore(
+                attachment,
+                KeySpace.make({ prefix, namespace: storeId, clientKeyPrefix: client.options.keyPrefix ?? "" })
+              )
             )
-          )
-      })
-  )
+        })
+    )
+  })
 
 /**
  * @since 0.1.0

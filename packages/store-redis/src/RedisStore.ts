@@ -12,8 +12,9 @@
  * - **Values** keep their kind (string or bytes) in a one-byte tag; keys and values are binary
  *   safe.
  * - **Errors** are `PlatformError`s carrying the ioredis error as `cause`. A command whose
- *   connection drops while it is in flight fails at once (its outcome is unknown) instead of
- *   being resent.
+ *   connection drops before its reply (including one queued while the client was reconnecting
+ *   and written on the new connection) fails at once with `UnexpectedEof` (its outcome is
+ *   unknown) instead of being resent or left pending.
  *
  * @example
  * ```ts
@@ -89,9 +90,9 @@ export interface Options extends StoreOptions {
   /** A `redis://` or `rediss://` URL; combined with `redis` (whose fields win). */
   readonly url?: string | Redacted.Redacted<string>
   /**
-   * ioredis options. The store connects eagerly (its `lazyConnect` is ignored) and, unless
-   * set here, turns off `autoResendUnfulfilledCommands` so that a write in flight when the
-   * connection drops is never run twice.
+   * ioredis options. The store connects eagerly (its `lazyConnect` is ignored) and always
+   * turns off `autoResendUnfulfilledCommands`, so that a write in flight when the connection
+   * drops is never run twice (see {@link fromClient}).
    */
   readonly redis?: RedisOptions
 }
@@ -123,10 +124,11 @@ export const make = (options: Options = {}): Effect.Effect<Store.Store, Platform
  * never quits it; when the scope closes, the store's operations fail with a `SystemError`
  * (`BadResource`) and the client is left as it was.
  *
- * If the client has a `keyPrefix`, the store's keys go under it. Its
- * `autoResendUnfulfilledCommands` (on by default in ioredis) lets ioredis send a command
- * again after a reconnect even though the store has already reported it failed: a write
- * whose reply was lost can then run twice. Turn it off on clients given to a store.
+ * If the client has a `keyPrefix`, the store's keys go under it. The client must be created with
+ * `autoResendUnfulfilledCommands: false`; otherwise this fails with `BadArgument`. With it on
+ * (ioredis' default) ioredis sends a command again after a reconnect even though the store has
+ * already reported it failed: a write whose reply was lost could apply twice, or overwrite a
+ * later write.
  *
  * @since 0.1.0
  * @category constructors
@@ -141,10 +143,13 @@ export const fromClient = (
     const maxAttempts = options.maxAttempts ?? 1000
     const invalidNamespace = Store.checkNamespace("make", namespace)
     if (invalidNamespace) return Effect.fail(invalidNamespace)
-    if (!prefix.isWellFormed()) return Effect.fail(Store.badArgument("make", "prefix is not well-formed UTF-16"))
+    const invalidPrefix = Connection.checkPrefix("make", prefix)
+    if (invalidPrefix) return Effect.fail(invalidPrefix)
     if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
       return Effect.fail(Store.badArgument("make", `maxAttempts must be a positive integer, got ${maxAttempts}`))
     }
+    const unsafeClient = Connection.checkClient("make", client)
+    if (unsafeClient) return Effect.fail(unsafeClient)
     const keySpace = KeySpace.make({ prefix, namespace, clientKeyPrefix: client.options.keyPrefix ?? "" })
     return Effect.map(
       Connection.attach(client),

@@ -2,7 +2,7 @@ import { RedisPersistence, RedisStore } from "@durable-singleton/store-redis"
 import * as Persistence from "@effect/experimental/Persistence"
 import { describe, expect } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Option, PrimaryKey, Schema } from "effect"
-import { rawClient, redisTest, uniquePrefix } from "./support/redis.js"
+import { rawClient, redisTest, storeClient, uniquePrefix } from "./support/redis.js"
 
 class GetUser extends Schema.TaggedRequest<GetUser>()("GetUser", {
   failure: Schema.String,
@@ -93,6 +93,21 @@ describe("RedisPersistence (BackingPersistence for @effect/experimental)", () =>
       expect(error._tag).toBe("PersistenceError")
       expect(error.reason).toBe("BackingError")
       expect(yield* Effect.promise(() => raw.get(`${prefix}1:s:bad`))).toBe("\u0000{not json")
+    }))
+
+  redisTest("fromClient refuses a client that resends unanswered commands after a reconnect; accepts one that does not", (url) =>
+    Effect.gen(function*() {
+      const resending = yield* rawClient(url)
+      const error = yield* Effect.flip(RedisPersistence.fromClient(resending))
+      expect(error._tag).toBe("BadArgument")
+      expect(error.message).toMatch(/autoResendUnfulfilledCommands: false/)
+      const prefix = yield* uniquePrefix(url)
+      const backing = yield* RedisPersistence.fromClient(yield* storeClient(url), { prefix })
+      const store = yield* backing.make("s")
+      yield* store.set("k", 1, never)
+      expect(yield* store.get("k")).toEqual(Option.some(1))
+      expect((yield* Effect.flip(RedisPersistence.fromClient(yield* storeClient(url), { prefix: "\ud800" })))._tag)
+        .toBe("BadArgument")
     }))
 
   redisTest("ResultPersistence on it stores and reads exits of requests", (url) =>

@@ -8,7 +8,8 @@ import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer, Option } from "effec
 import { Redis } from "ioredis"
 import * as Increments from "../../../support/Increments.js"
 import * as PrivateRedis from "./support/PrivateRedis.js"
-import { rawClient, redisTest, uniquePrefix, url } from "./support/redis.js"
+import * as Proxy from "./support/Proxy.js"
+import { rawClient, redisTest, storeClient, uniquePrefix, url } from "./support/redis.js"
 
 /** The conformance subject: every client is a store with its own connection. */
 const subject = (url: string) =>
@@ -132,7 +133,7 @@ describe("RedisStore", () => {
   redisTest("an empty value written by someone else is not an absent key: create-if-absent never overwrites it", (url) =>
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
-      const client = yield* rawClient(url)
+      const client = yield* storeClient(url)
       const store = yield* RedisStore.fromClient(client, { prefix, namespace: "ns" })
       // f runs after the read saw the key absent and before the compare-and-set: an empty value
       // written then on the same connection lands first.
@@ -160,7 +161,7 @@ describe("RedisStore", () => {
   redisTest("an update that keeps conflicting fails with Busy after maxAttempts and writes nothing", (url) =>
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
-      const client = yield* rawClient(url)
+      const client = yield* storeClient(url)
       const store = yield* RedisStore.fromClient(client, { prefix, namespace: "ns", maxAttempts: 3 })
       yield* store.set("k", "0")
       let calls = 0
@@ -181,7 +182,7 @@ describe("RedisStore", () => {
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
       const other = yield* rawClient(url)
-      const client = yield* rawClient(url)
+      const client = yield* storeClient(url)
       const store = yield* RedisStore.fromClient(client, { prefix, namespace: "ns" })
       const redisKey = `${prefix}2:ns:k`
       yield* store.set("k", "0")
@@ -228,7 +229,7 @@ describe("RedisStore", () => {
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
       const raw = yield* rawClient(url)
-      const client = new Redis(url, { keyPrefix: `${prefix}client*[x]:` })
+      const client = new Redis(url, { keyPrefix: `${prefix}client*[x]:`, autoResendUnfulfilledCommands: false })
       yield* Effect.addFinalizer(() => Effect.promise(() => client.quit()))
       const store = yield* Effect.scoped(Effect.gen(function*() {
         const store = yield* RedisStore.fromClient(client, { prefix: "p:", namespace: "ns" })
@@ -250,6 +251,20 @@ describe("RedisStore", () => {
       expect(yield* Effect.promise(() => client.get("p:2:ns:kept"))).toBe("\u00001")
     }))
 
+  redisTest("fromClient refuses a client that resends unanswered commands after a reconnect (ioredis' default)", (url) =>
+    Effect.gen(function*() {
+      for (const options of [{}, { autoResendUnfulfilledCommands: true }]) {
+        const client = yield* rawClient(url, options)
+        const error = failureOf(yield* Effect.exit(RedisStore.fromClient(client)))
+        expect(error?._tag).toBe("BadArgument")
+        expect(error?.message).toMatch(/autoResendUnfulfilledCommands: false/)
+      }
+      // make's own connection never resends, whatever its options say
+      const prefix = yield* uniquePrefix(url)
+      const store = yield* RedisStore.make({ url, prefix, redis: { autoResendUnfulfilledCommands: true } })
+      yield* store.set("k", "v")
+    }))
+
   redisTest("layerConfig reads REDIS_URL, REDIS_STORE_NAMESPACE and REDIS_STORE_PREFIX", (url) =>
     Effect.gen(function*() {
       const prefix = yield* uniquePrefix(url)
@@ -267,9 +282,18 @@ describe("RedisStore", () => {
       expect(Exit.isFailure(missing)).toBe(true)
     }))
 
-  redisTest("rejects a namespace or prefix that is not well-formed UTF-16 with BadArgument", (url) =>
+  redisTest("rejects a bad namespace, prefix, maxAttempts or URL with BadArgument", (url) =>
     Effect.gen(function*() {
-      for (const options of [{ namespace: "\ud800" }, { prefix: "a\udc00" }, { maxAttempts: 0 }]) {
+      const bad: ReadonlyArray<RedisStore.Options> = [
+        { namespace: "\ud800" },
+        { prefix: "a\udc00" },
+        { prefix: 1 as unknown as string },
+        { maxAttempts: 0 },
+        { maxAttempts: 1.5 },
+        { url: "not a url" },
+        { url: "" }
+      ]
+      for (const options of bad) {
         const error = failureOf(yield* Effect.exit(RedisStore.make({ url, ...options })))
         expect(error?._tag).toBe("BadArgument")
       }
@@ -309,10 +333,42 @@ describe("RedisStore failures (a private redis-server per test)", () => {
       expect(yield* store.get("n")).toEqual(Option.some("fresh"))
     }), 30_000)
 
+  redisTest("a command queued while reconnecting, whose new connection drops before the reply, fails with UnexpectedEof; the key stays usable", () =>
+    Effect.gen(function*() {
+      const server = yield* PrivateRedis.make
+      const proxy = yield* Proxy.make({ host: "127.0.0.1", port: server.port })
+      const client = yield* storeClient(proxy.url, { retryStrategy: () => 100 })
+      client.on("error", () => {})
+      const store = yield* RedisStore.fromClient(client, { namespace: "flap" })
+      yield* store.set("marker-k", "0")
+      yield* proxy.dropAll
+      while (client.status === "ready") yield* Effect.sleep("1 millis")
+      // Issued while the client is down: held in ioredis' offline queue, written on reconnect,
+      // and that connection is dropped as soon as it carries them.
+      const dropped = yield* proxy.dropOnNext("marker-")
+      const exits = yield* Effect.all([
+        Effect.exit(store.modify("marker-k", increment)),
+        Effect.exit(store.set("marker-other", "1"))
+      ], { concurrency: "unbounded" }).pipe(Effect.timeout("10 seconds"))
+      yield* dropped
+      for (const exit of exits) {
+        const error = failureOf(exit)
+        expect(error?._tag === "SystemError" && error.reason).toBe("UnexpectedEof")
+        expect((error?.cause as Error).name).toBe("ConnectionLost")
+      }
+      // The proxy dropped them before the server saw them; the key's updates carry on.
+      expect(yield* store.modify("marker-k", increment).pipe(Effect.timeout("10 seconds"))).toEqual(Option.some("1"))
+      expect(yield* store.get("marker-other")).toEqual(Option.none())
+    }), 30_000)
+
   redisTest("maxRetriesPerRequest exhausted: operations fail with a PlatformError, then work once the server is back", () =>
     Effect.gen(function*() {
       const server = yield* PrivateRedis.make
-      const client = new Redis(server.url, { maxRetriesPerRequest: 2, retryStrategy: () => 50 })
+      const client = new Redis(server.url, {
+        maxRetriesPerRequest: 2,
+        retryStrategy: () => 50,
+        autoResendUnfulfilledCommands: false
+      })
       client.on("error", () => {})
       yield* Effect.addFinalizer(() => Effect.sync(() => client.disconnect()))
       const store = yield* RedisStore.fromClient(client)

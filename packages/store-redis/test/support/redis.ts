@@ -4,7 +4,7 @@
 import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
+import { Redis, type RedisOptions } from "ioredis"
 import { randomUUID } from "node:crypto"
 import { serverUrl } from "../../../../support/test-env.js"
 import * as KeySpace from "../../src/internal/keySpace.js"
@@ -23,8 +23,12 @@ export const redisTest = (
     : it.scopedLive(name, () => self(url), timeout)
 
 // A raw ioredis client, quit with the scope.
-export const rawClient = (url: string) =>
-  Effect.acquireRelease(Effect.sync(() => new Redis(url)), (client) => Effect.promise(() => client.quit()))
+export const rawClient = (url: string, options: RedisOptions = {}) =>
+  Effect.acquireRelease(Effect.sync(() => new Redis(url, options)), (client) => Effect.promise(() => client.quit()))
+
+// A client a store accepts (`fromClient` refuses one that resends unanswered commands).
+export const storeClient = (url: string, options: RedisOptions = {}) =>
+  rawClient(url, { ...options, autoResendUnfulfilledCommands: false })
 
 // Deletes every key starting with `prefix` (exactly: the MATCH pattern is escaped).
 export const deleteKeysUnder = (url: string, prefix: string) =>
