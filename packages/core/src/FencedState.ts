@@ -12,12 +12,17 @@
  * - a write acknowledged before a claim is seen by the claimer;
  * - a lease whose claim was superseded never writes again (not even after the store is cleared:
  *   fencing compares a random token drawn at each claim, see {@link StateEnvelope});
- * - epochs grow by one at each claim;
+ * - epochs grow by one at each claim (and restart at 1 once the state is removed, e.g. by the
+ *   store's `clear()`: the token, never the epoch, identifies a claim for good);
  * - state that cannot be decoded (corrupt JSON, wrong shape, a schema version newer than the
  *   code) fails with `SchemaDecodeFailed` and is left exactly as it was: it is never reset;
- * - a write whose outcome is unknown (the connection dropped) fails with `StatePersistFailed`;
- *   the lease then finds out from the store whether it landed before its next write, so a retry
- *   never applies an update twice nor loses one.
+ * - no acknowledged update is lost or applied twice;
+ * - a write whose outcome is unknown (the connection dropped, the acknowledgement was lost) fails
+ *   with `StatePersistFailed` (or `HeartbeatFailed`); before its next read or write the lease
+ *   learns from the store whether it landed. What it cannot know is that a caller retrying
+ *   `update(f)` after that error means the same logical update: if the first attempt landed, the
+ *   retry applies `f` again. Read `get` first (it resolves the doubt) before re-running a
+ *   non-idempotent update, or make updates idempotent (e.g. keyed by an id kept in the state).
  *
  * @example
  * ```ts
@@ -135,6 +140,11 @@ export interface Lease<A> {
   readonly get: Effect.Effect<A, SingletonError>
   /** The last persisted heartbeat, as known to this lease. */
   readonly lastSuccessAt: Effect.Effect<Option.Option<number>>
+  /**
+   * Applies `f` to the state and writes the result, fenced. After a `StatePersistFailed`, do not
+   * simply run the same update again: if the failed attempt landed, `f` is applied twice (see
+   * the module documentation).
+   */
   readonly update: (f: (state: A) => A) => Effect.Effect<A, SingletonError>
   readonly modify: <B>(f: (state: A) => readonly [B, A]) => Effect.Effect<B, SingletonError>
   readonly set: (state: A) => Effect.Effect<void, SingletonError>
@@ -172,7 +182,9 @@ export interface FencedState<A> {
 }
 
 /**
- * Defines fenced state. Throws for a `version` that is not an integer ≥ 1 (a programming error).
+ * Defines fenced state. Throws a `TypeError` for a `version` that is not an integer ≥ 1 and for
+ * a key no store can hold (not well-formed UTF-16, or longer than `Store.maxKeyBytes` UTF-8
+ * bytes, e.g. from a very long `name`): programming errors, which no retry can fix.
  *
  * @since 0.1.0
  * @category constructors
@@ -184,6 +196,8 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
   if (!Number.isSafeInteger(version) || version < 1) {
     throw new TypeError(`FencedState "${name}": version must be an integer >= 1, got ${version}`)
   }
+  const keyProblem = Store.keyProblem(key)
+  if (keyProblem !== undefined) throw new TypeError(`FencedState "${name}": ${keyProblem}`)
   const migrations = options.migrations ?? {}
   const decodeState = ParseResult.decodeUnknownEither(options.schema)
   const encodeState = ParseResult.encodeEither(options.schema)
@@ -192,7 +206,9 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
     SingletonError.SchemaDecodeFailed({
       singletonName: name,
       cause,
-      details: details ? { description, ...details, supportedVersion: version } : { description }
+      details: details
+        ? { description, direction: "decode", ...details, supportedVersion: version }
+        : { description, direction: "decode" }
     })
 
   const parseEnvelope = (raw: Store.Value): Either.Either<StateEnvelope.Envelope, SingletonError> => {
@@ -224,10 +240,19 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
     )
   }
 
-  const encode = (state: A): Either.Either<unknown, SingletonError> =>
+  // A state that does not encode is a bug of the code that produced it, not of what is stored.
+  const encode = (state: A, what: string): Either.Either<unknown, SingletonError> =>
     Either.mapLeft(
       encodeState(state),
-      (issue) => decodeFailed("state does not encode with the schema", new ParseResult.ParseError({ issue }))
+      (issue) =>
+        SingletonError.SchemaDecodeFailed({
+          singletonName: name,
+          cause: new ParseResult.ParseError({ issue }),
+          details: {
+            description: `${what} does not encode with the schema: nothing was written (the stored state is unchanged)`,
+            direction: "encode"
+          }
+        })
     )
 
   const metadata = (envelope: StateEnvelope.Envelope): Metadata => ({
@@ -268,7 +293,7 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
           key,
           (current): Store.Decision<Either.Either<{ envelope: StateEnvelope.Envelope; state: A }, SingletonError>> => {
             if (current._tag === "None") {
-              const encoded = encode(options.initial)
+              const encoded = encode(options.initial, "the initial state")
               if (encoded._tag === "Left") return [Either.left(encoded.left), Option.none()]
               const envelope: StateEnvelope.Envelope = {
                 format: StateEnvelope.format,
@@ -289,7 +314,7 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
             if (decoded._tag === "Left") return [Either.left(decoded.left), Option.none()]
             let encodedState = stored.right.state
             if (stored.right.schemaVersion !== version) {
-              const encoded = encode(decoded.right)
+              const encoded = encode(decoded.right, "the migrated state")
               if (encoded._tag === "Left") return [Either.left(encoded.left), Option.none()]
               encodedState = encoded.right
             }
@@ -317,7 +342,7 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
     const token = claimed.token
     // Mutated only while holding `permit`.
     let known = { seq: claimed.seq, state: initialState, lastSuccessAt: claimed.lastSuccessAt }
-    // A write was attempted whose outcome is unknown: the store may hold seq = known.seq + 1.
+    // A write was attempted whose outcome is unknown: the store may hold a higher seq.
     let inDoubt = false
     let superseded: SingletonError | undefined
     const permit = Effect.unsafeMakeSemaphore(1)
@@ -330,6 +355,21 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
           : { description: "another leader claimed the state", expectedEpoch: epoch, actualEpoch: found.epoch }
       })
 
+    // Our own token with an older seq: nobody else claimed, but writes this lease saw acknowledged
+    // are gone from the store. Not a handoff: stepping down and claiming again would silently
+    // build on the older state. Retryable: a store that fails over to a lagging replica may catch
+    // up; if it never does, the runtime keeps retrying with backoff and logging this, without
+    // writing.
+    const rolledBack = (found: StateEnvelope.Envelope) =>
+      SingletonError.StateLoadFailed({
+        singletonName: name,
+        details: {
+          description: `the store holds seq ${found.seq} under this lease's token, older than its last ` +
+            `acknowledged write (seq ${known.seq}): the store lost acknowledged writes (restored from ` +
+            `a backup, or failed over to a replica that missed them); not writing over that`
+        }
+      })
+
     // The state this lease last wrote, as found in the store, or why it cannot go on.
     const baseOf = (
       current: Option.Option<Store.Value>
@@ -340,12 +380,12 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
       const envelope = stored.right
       if (envelope.token !== token) return Either.left(handoff(envelope))
       if (envelope.seq === known.seq) return Either.right({ envelope, state: known.state })
-      if (envelope.seq === known.seq + 1) {
-        // Only this lease writes under its token: this is a write of ours whose outcome we did
-        // not learn, and it landed.
+      if (envelope.seq > known.seq) {
+        // Only this lease writes under its token, one write at a time: a higher seq means writes
+        // of ours whose outcome we did not learn (one or several in a row) landed.
         return Either.map(decodeStored(envelope), (state) => ({ envelope, state }))
       }
-      return Either.left(handoff(envelope))
+      return Either.left(rolledBack(envelope))
     }
 
     const adopt = (envelope: StateEnvelope.Envelope, state: A) => {
@@ -376,7 +416,7 @@ export const make = <A, I>(options: Options<A, I>): FencedState<A> => {
               const base = baseOf(current)
               if (base._tag === "Left") return [Either.left(base.left), Option.none()]
               const [result, state] = f(base.right.state)
-              const encoded = encode(state)
+              const encoded = encode(state, "the new state")
               if (encoded._tag === "Left") return [Either.left(encoded.left), Option.none()]
               const envelope: StateEnvelope.Envelope = {
                 ...base.right.envelope,

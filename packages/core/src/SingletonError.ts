@@ -37,11 +37,17 @@ export const reasons = [
 ] as const
 
 /**
- * - `StateLoadFailed`: the store could not be read (retryable).
- * - `StatePersistFailed`: the store could not be written, or it is unknown whether the
- *   write landed (retryable: the next fenced write resolves the doubt).
+ * - `StateLoadFailed`: the store could not be read, or what it returned is behind what this
+ *   lease already saw acknowledged (the store lost acknowledged writes) (retryable).
+ * - `StatePersistFailed`: the store could not be written, or it is unknown whether the write
+ *   landed (retryable). The lease learns whether it landed before its next read or write, so no
+ *   acknowledged update is lost or applied twice; but re-running a non-idempotent update after
+ *   this error applies it again if the first attempt landed: read `get` first, or make updates
+ *   idempotent.
  * - `SchemaDecodeFailed`: the stored state is corrupt, has the wrong shape, or was written by
- *   a newer schema version. The stored bytes are left untouched (not retryable).
+ *   a newer schema version; the stored bytes are left untouched (not retryable). Also a state
+ *   produced by the code that does not encode with the schema (`details.direction` =
+ *   `"encode"`): nothing was written and nothing stored is wrong.
  * - `HeartbeatFailed`: the heartbeat could not be persisted (retryable).
  * - `LeaderHandoffFailed`: another leader holds the state now (its epoch superseded ours), or
  *   the state was removed; this leader must stop (not retryable).
@@ -82,6 +88,12 @@ export interface Details {
   readonly storedVersion?: number
   /** The newest schema version this code understands. */
   readonly supportedVersion?: number
+  /**
+   * For `SchemaDecodeFailed`: `"decode"` when stored state cannot be decoded (a stateful
+   * singleton parks), `"encode"` when a state the code produced does not encode (nothing was
+   * written; the singleton retries its run like any other failure).
+   */
+  readonly direction?: "decode" | "encode"
 }
 
 /**

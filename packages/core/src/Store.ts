@@ -299,6 +299,24 @@ export const checkNamespace = (
 }
 
 /**
+ * Why no store can hold `key` (not a string, not well-formed UTF-16, longer than
+ * {@link maxKeyBytes} UTF-8 bytes), or `undefined` for a valid key. Every store operation fails
+ * with `BadArgument` for such a key; definitions that build keys (`FencedState.make`) check them
+ * up front.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const keyProblem = (key: string): string | undefined => {
+  if (typeof key !== "string") return `key must be a string, got ${typeof key}`
+  if (!key.isWellFormed()) return "key is not well-formed UTF-16 (lone surrogate)"
+  if (key.length > shortKeyUnits && keyBytes(key) > maxKeyBytes) {
+    return `key is ${keyBytes(key)} UTF-8 bytes, more than ${maxKeyBytes}`
+  }
+  return undefined
+}
+
+/**
  * The length of `key` in UTF-8 bytes.
  *
  * @since 0.1.0
@@ -387,12 +405,8 @@ const noChange: Decision<Option.Option<never>> = [Option.none(), Option.none()]
 const shortKeyUnits = Math.floor(maxKeyBytes / 3)
 
 const checkKey = (method: string, key: string): Effect.Effect<never, PlatformError.PlatformError> | undefined => {
-  if (typeof key !== "string") return Effect.fail(badArgument(method, `key must be a string, got ${typeof key}`))
-  if (!key.isWellFormed()) return Effect.fail(badArgument(method, "key is not well-formed UTF-16 (lone surrogate)"))
-  if (key.length > shortKeyUnits && keyBytes(key) > maxKeyBytes) {
-    return Effect.fail(badArgument(method, `key is ${keyBytes(key)} UTF-8 bytes, more than ${maxKeyBytes}`))
-  }
-  return undefined
+  const problem = keyProblem(key)
+  return problem === undefined ? undefined : Effect.fail(badArgument(method, problem))
 }
 
 const valueProblem = (method: string, value: unknown): PlatformError.PlatformError | undefined => {

@@ -1,14 +1,9 @@
-import { FencedState, MemoryStore, SingletonError, StateEnvelope, Store } from "@durable-singleton/core"
+import { FencedState, MemoryStore, StateEnvelope, Store } from "@durable-singleton/core"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import { Effect, Exit, FastCheck as fc, Option, Schema, TestClock } from "effect"
+import { errorOf, faultyClient, noFaults, reasonOf, replayable } from "./helpers.js"
 
 const Counter = FencedState.make({ name: "counter", schema: Schema.Number, initial: 0 })
-
-const reasonOf = <A>(exit: Exit.Exit<A, SingletonError.SingletonError>) =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause))?.reason : undefined
-
-const errorOf = <A>(exit: Exit.Exit<A, SingletonError.SingletonError>) =>
-  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
 // A client of `storage` that lives as long as the test's scope: one "process".
 const client = (storage: MemoryStore.Storage) => MemoryStore.make({ storage })
@@ -21,6 +16,9 @@ const readOn = <A>(store: Store.Store, definition: FencedState.FencedState<A>) =
 
 const stateOf = <A>(store: Store.Store, definition: FencedState.FencedState<A>) =>
   Effect.map(readOn(store, definition), Option.map((s) => s.state))
+
+const readEnvelope = (store: Store.Store, key: string) =>
+  Effect.map(store.get(key), Option.flatMap((raw) => Option.getRight(StateEnvelope.parse(raw))))
 
 describe("FencedState", () => {
   it.scoped("creates the state with initial at the first claim, then bumps the epoch", () =>
@@ -107,8 +105,9 @@ describe("FencedState", () => {
       expect(yield* stateOf(c, Counter)).toEqual(Option.some(42))
     }))
 
+  const claimsAndWrites = "every acknowledged write is seen by the next claimer; stale writes never land"
   it.effect.prop(
-    "every acknowledged write is seen by the next claimer; stale writes never land",
+    claimsAndWrites,
     [
       fc.array(
         fc.oneof(
@@ -143,7 +142,7 @@ describe("FencedState", () => {
         }
         expect(yield* stateOf(clients[0]!, Counter)).toEqual(leases.length === 0 ? Option.none() : Option.some(model))
       })),
-    { fastCheck: { numRuns: 200 } }
+    { fastCheck: replayable("test/FencedState.test.ts", claimsAndWrites, 200) }
   )
 
   describe("undecodable state is reported and left as it was", () => {
@@ -281,36 +280,15 @@ describe("FencedState", () => {
   })
 
   describe("writes whose outcome was not learned", () => {
-    // A store whose next modifyOrInit fails with a SystemError before applying the write (a lost
-    // request) or after (a lost acknowledgement).
-    const flaky = (storage: MemoryStore.Storage) =>
-      Effect.gen(function*() {
-        const backend = yield* MemoryStore.makeBackend({ storage })
-        const control = { failNext: undefined as undefined | "before" | "after" }
-        const store = Store.make({
-          ...backend,
-          modifyOrInit: (key, f) =>
-            Effect.suspend(() => {
-              const mode = control.failNext
-              control.failNext = undefined
-              if (mode === "before") return Effect.fail(Store.systemError("modifyOrInit", new Error("lost request")))
-              const write = backend.modifyOrInit(key, f)
-              return mode === "after"
-                ? Effect.zipRight(write, Effect.fail(Store.systemError("modifyOrInit", new Error("lost ack"))))
-                : write
-            })
-        })
-        return { store, control }
-      })
-
-    for (const mode of ["before", "after"] as const) {
-      const landed = mode === "after"
-      it.scoped(`failing ${mode} the write: later reads and writes neither lose nor repeat an update`, () =>
+    for (const fault of ["lostRequests", "lostAcks"] as const) {
+      const landed = fault === "lostAcks"
+      it.scoped(`${fault}: later reads and writes neither lose nor repeat an acknowledged update`, () =>
         Effect.gen(function*() {
-          const { control, store } = yield* flaky(MemoryStore.makeStorage())
+          const faults = noFaults()
+          const store = yield* faultyClient(MemoryStore.makeStorage(), faults)
           const lease = yield* claimOn(store)
           yield* lease.update((n) => n + 1)
-          control.failNext = mode
+          faults[fault] = 1
           const failed = errorOf(yield* Effect.exit(lease.update((n) => n + 10)))!
           expect(failed.reason).toBe("StatePersistFailed")
           expect(failed.isRetryable).toBe(true)
@@ -318,12 +296,95 @@ describe("FencedState", () => {
           expect(yield* lease.get).toBe(landed ? 11 : 1)
           expect(yield* lease.update((n) => n + 100)).toBe(landed ? 111 : 101)
           // resolved by the next write
-          control.failNext = mode
+          faults[fault] = 1
           expect(reasonOf(yield* Effect.exit(lease.update((n) => n + 1000)))).toBe("StatePersistFailed")
           expect(yield* lease.update((n) => n + 1)).toBe(landed ? 1112 : 102)
           expect(yield* stateOf(store, Counter)).toEqual(Option.some(landed ? 1112 : 102))
         }))
     }
+
+    it.scoped("several lost acknowledgements in a row: the lease is still the only writer and carries on", () =>
+      Effect.gen(function*() {
+        const faults = noFaults()
+        const store = yield* faultyClient(MemoryStore.makeStorage(), faults)
+        const lease = yield* claimOn(store)
+        faults.lostAcks = 3
+        for (const delta of [1, 10, 100]) {
+          expect(reasonOf(yield* Effect.exit(lease.update((n) => n + delta)))).toBe("StatePersistFailed")
+        }
+        // all three landed (seq is 3 ahead of what the lease knew): adopted, not a handoff
+        expect(yield* lease.update((n) => n + 1000)).toBe(1111)
+        expect(yield* lease.isCurrent).toBe(true)
+        faults.lostAcks = 2
+        yield* Effect.exit(lease.update((n) => n + 1))
+        yield* Effect.exit(lease.heartbeat)
+        expect(yield* lease.get).toBe(1112)
+        expect(Option.getOrThrow(yield* readOn(store, Counter))).toMatchObject({ epoch: 1, seq: 6, state: 1112 })
+      }))
+
+    it.scoped("the caller who retries an update after StatePersistFailed applies it again if it had landed: read get first", () =>
+      Effect.gen(function*() {
+        const faults = noFaults()
+        const store = yield* faultyClient(MemoryStore.makeStorage(), faults)
+        const lease = yield* claimOn(store)
+        faults.lostAcks = 1
+        // the documented limit: the lease cannot know that the retry means the same update
+        expect(yield* Effect.retry(lease.update((n) => n + 1), { times: 1 })).toBe(2)
+        // what to do instead: after the error, `get` tells whether it landed
+        faults.lostAcks = 1
+        expect(reasonOf(yield* Effect.exit(lease.update((n) => n + 10)))).toBe("StatePersistFailed")
+        expect(yield* lease.get).toBe(12)
+      }))
+
+    it.scoped("a store that went back under the lease's own token (lost acknowledged writes) fails StateLoadFailed, not a handoff, and is not written over", () =>
+      Effect.gen(function*() {
+        const store = yield* client(MemoryStore.makeStorage())
+        const lease = yield* claimOn(store)
+        yield* lease.update((n) => n + 1)
+        const older = Option.getOrThrow(yield* store.get(Counter.key))
+        yield* lease.update((n) => n + 1)
+        const latest = Option.getOrThrow(yield* store.get(Counter.key))
+        yield* store.set(Counter.key, older) // restored from a backup, or a replica that missed a write
+
+        for (const operation of [lease.update((n) => n + 1), lease.verify]) {
+          const error = errorOf(yield* Effect.exit(operation))!
+          expect(error.reason).toBe("StateLoadFailed")
+          expect(error.isRetryable).toBe(true)
+          expect(error.message).toMatch(/seq 1 under this lease's token, older than its last acknowledged write \(seq 2\)/)
+        }
+        expect(yield* store.get(Counter.key)).toEqual(Option.some(older))
+        expect(yield* lease.isCurrent).toBe(true)
+
+        yield* store.set(Counter.key, latest) // the store caught up
+        expect(yield* lease.update((n) => n + 1)).toBe(3)
+      }))
+  })
+
+  it.scoped("a new state that does not encode is SchemaDecodeFailed (direction encode), writes nothing, and leaves the lease usable", () =>
+    Effect.gen(function*() {
+      const Ints = FencedState.make({ name: "ints", schema: Schema.Int, initial: 0 })
+      const store = yield* client(MemoryStore.makeStorage())
+      const lease = yield* Effect.provideService(Ints.claim(), Store.Store, store)
+      yield* lease.update((n) => n + 1)
+      const before = yield* store.get(Ints.key)
+      const error = errorOf(yield* Effect.exit(lease.update((n) => n + 0.5)))!
+      expect(error.reason).toBe("SchemaDecodeFailed")
+      expect(error.details?.direction).toBe("encode")
+      expect(error.message).toMatch(/the new state does not encode with the schema: nothing was written/)
+      expect(yield* store.get(Ints.key)).toEqual(before)
+      expect(yield* lease.update((n) => n + 1)).toBe(2)
+      // stored state that does not decode says so, the other way round
+      yield* store.set(Ints.key, StateEnvelope.stringify({ ...Option.getOrThrow(yield* readEnvelope(store, Ints.key)), state: 0.5 }))
+      const stored = errorOf(yield* Effect.exit(readOn(store, Ints)))!
+      expect([stored.reason, stored.details?.direction]).toEqual(["SchemaDecodeFailed", "decode"])
+    }))
+
+  it("rejects, when defined, a key no store can hold", () => {
+    const make = (name: string, key?: string) =>
+      FencedState.make({ name, schema: Schema.Number, initial: 0, ...(key === undefined ? {} : { key }) })
+    expect(() => make("x".repeat(Store.maxKeyBytes))).toThrow(/FencedState "x+": key is 1034 UTF-8 bytes, more than 1024/)
+    expect(() => make("ok", "\ud800")).toThrow(/not well-formed/)
+    expect(make("x".repeat(Store.maxKeyBytes - "singleton/".length)).key).toHaveLength(Store.maxKeyBytes)
   })
 
   it.scoped("heartbeat persists lastSuccessAt at the current (test) time, fenced", () =>
