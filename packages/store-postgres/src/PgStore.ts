@@ -44,6 +44,7 @@ import * as Pg from "pg"
 import * as Backend from "./internal/backend.js"
 import * as Connection from "./internal/connection.js"
 import * as Migration from "./internal/migration.js"
+import * as Validate from "./internal/options.js"
 import * as Sql from "./internal/sql.js"
 
 /**
@@ -71,14 +72,16 @@ export interface StoreOptions {
   /**
    * How long the row-lock path's transaction may sit idle, e.g. because its process was frozen
    * while holding the row lock, before the server aborts it and releases the lock (nothing is
-   * written). Default 10 seconds.
+   * written). Default 10 seconds; `0` or `Duration.infinity`: never (the transaction sets
+   * `idle_in_transaction_session_timeout = 0`). Like every duration option: at most 2³¹−1 ms,
+   * anything invalid or negative fails with `BadArgument`.
    */
   readonly lockIdleTimeout?: Duration.DurationInput | undefined
   /**
    * A statement that gets no answer within this time fails with `TimedOut` on the client side
    * and its connection is closed (the server then rolls back whatever it was doing). Guards
    * against a frozen server or a silent network partition, which `statementTimeout` (enforced
-   * by the server) cannot. Default: none.
+   * by the server) cannot. Default (and `0` or `Duration.infinity`): none.
    */
   readonly queryTimeout?: Duration.DurationInput | undefined
 }
@@ -99,18 +102,28 @@ export interface ConnectionOptions {
   readonly username?: string | undefined
   readonly password?: string | Redacted.Redacted | undefined
   readonly ssl?: boolean | TlsOptions | undefined
-  /** Pool size. Default 10. */
+  /** Pool size, at least 1. Default 10. */
   readonly maxConnections?: number | undefined
+  /** Connections kept open even when idle, from 0 (the default) to `maxConnections`. */
   readonly minConnections?: number | undefined
-  /** Limit on opening a connection, and on waiting for a free one in the pool. Default 5 seconds. */
+  /**
+   * Limit on opening a connection, and on waiting for a free one in the pool. Default 5 seconds;
+   * `0` or `Duration.infinity`: none.
+   */
   readonly connectTimeout?: Duration.DurationInput | undefined
-  /** Idle connections above `minConnections` are closed after this long. Default 10 seconds. */
+  /**
+   * Idle connections above `minConnections` are closed after this long. Default 10 seconds; `0`
+   * or `Duration.infinity`: never.
+   */
   readonly idleTimeout?: Duration.DurationInput | undefined
-  /** Connections are replaced after this long. Default: never. */
+  /** Connections are replaced after this long. Default (and `0` or `Duration.infinity`): never. */
   readonly connectionTTL?: Duration.DurationInput | undefined
   /** Default `"@durable-singleton/store-postgres"`. */
   readonly applicationName?: string | undefined
-  /** The server cancels any statement of the store that runs longer. Default: the server's. */
+  /**
+   * The server cancels any statement of the store that runs longer. Default: the server's; `0`
+   * or `Duration.infinity`: none, whatever the server's setting.
+   */
   readonly statementTimeout?: Duration.DurationInput | undefined
   /**
    * `synchronous_commit` for the store's sessions. Default: the server's (normally `on`). `"off"`
@@ -237,16 +250,21 @@ const resolve = (options: StoreOptions): Effect.Effect<Resolved, PlatformError.P
     // (namespace, key) is the primary key: both together must fit in one B-tree index entry.
     const invalidNamespace = Store.checkNamespace("make", namespace, { maxBytes: Store.maxKeyBytes })
     if (invalidNamespace) return Effect.fail(invalidNamespace)
-    const lockIdleMillis = Math.max(1, Math.round(Duration.toMillis(options.lockIdleTimeout ?? Duration.seconds(10))))
+    const lockIdleMillis = Validate.timeoutMillis("lockIdleTimeout", options.lockIdleTimeout ?? defaultLockIdleTimeout)
+    if (typeof lockIdleMillis !== "number") return Effect.fail(lockIdleMillis)
+    const queryTimeout = options.queryTimeout === undefined ? 0 : Validate.timeoutMillis("queryTimeout", options.queryTimeout)
+    if (typeof queryTimeout !== "number") return Effect.fail(queryTimeout)
     return Effect.succeed({
       namespace,
       schema,
       statements: Sql.make(schema, table),
       migrate: options.migrate ?? true,
-      queryTimeout: millis(options.queryTimeout),
-      begin: `BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${lockIdleMillis}`
+      queryTimeout: queryTimeout === 0 ? undefined : queryTimeout,
+      begin: `${Sql.begin}; SET LOCAL idle_in_transaction_session_timeout = ${lockIdleMillis}`
     })
   })
+
+const defaultLockIdleTimeout = Duration.seconds(10)
 
 const build = (resolved: Resolved, connector: Connection.Connector) =>
   Effect.zipRight(
@@ -259,21 +277,18 @@ const build = (resolved: Resolved, connector: Connection.Connector) =>
     })
   )
 
-const synchronousCommitLevels: ReadonlyArray<unknown> = ["on", "off", "local", "remote_write", "remote_apply"]
-
 const makeBackend = (options: Options): Effect.Effect<Store.Backend, PlatformError.PlatformError, Scope.Scope> =>
-  Effect.flatMap(resolve(options), (resolved) =>
-    options.synchronousCommit !== undefined && !synchronousCommitLevels.includes(options.synchronousCommit) ?
-      Effect.fail(
-        Store.badArgument("make", `synchronousCommit must be one of ${synchronousCommitLevels.join(", ")}`)
-      ) :
-    Effect.flatMap(
+  Effect.flatMap(resolve(options), (resolved) => {
+    const config = poolConfig(options)
+    if (!isPoolConfig(config)) return Effect.fail(config)
+    return Effect.flatMap(
       Effect.acquireRelease(
-        Effect.sync(() => new Pg.Pool(poolConfig(options))),
+        Effect.sync(() => new Pg.Pool(config)),
         (pool) => Effect.timeoutOption(Effect.promise(() => pool.end()), closeTimeout)
       ),
       (pool) => build(resolved, Connection.owned(pool, resolved.queryTimeout))
-    ))
+    )
+  })
 
 const makeBackendFromClient = (
   options: StoreOptions
@@ -290,13 +305,46 @@ const closeTimeout = Duration.seconds(5)
 const reveal = (value: string | Redacted.Redacted | undefined): string | undefined =>
   Redacted.isRedacted(value) ? Redacted.value(value) as string : value
 
-const millis = (duration: Duration.DurationInput | undefined): number | undefined =>
-  duration === undefined ? undefined : Math.round(Duration.toMillis(duration))
+const synchronousCommitLevels: ReadonlyArray<unknown> = ["on", "off", "local", "remote_write", "remote_apply"]
 
-const poolConfig = (options: ConnectionOptions): Pg.PoolConfig => {
+const isPoolConfig = (u: Pg.PoolConfig | PlatformError.PlatformError): u is Pg.PoolConfig => !("_tag" in u)
+
+// The pool's configuration, or the first option that is not valid. Timeouts of 0 mean none, as
+// for `pg` (and `Duration.infinity` is 0).
+const poolConfig = (options: ConnectionOptions): Pg.PoolConfig | PlatformError.PlatformError => {
+  const max = Validate.integer("maxConnections", options.maxConnections ?? 10, 1)
+  if (typeof max !== "number") return max
+  const numbers = {
+    min: Validate.integer("minConnections", options.minConnections ?? 0, 0, max),
+    port: options.port === undefined ? undefined : Validate.integer("port", options.port, 1, 65535),
+    connectionTimeoutMillis: Validate.timeoutMillis("connectTimeout", options.connectTimeout ?? Duration.seconds(5)),
+    idleTimeoutMillis: options.idleTimeout === undefined
+      ? undefined
+      : Validate.timeoutMillis("idleTimeout", options.idleTimeout),
+    connectionTTL: options.connectionTTL === undefined
+      ? undefined
+      : Validate.timeoutMillis("connectionTTL", options.connectionTTL),
+    statementTimeout: options.statementTimeout === undefined
+      ? undefined
+      : Validate.timeoutMillis("statementTimeout", options.statementTimeout)
+  }
+  for (const value of Object.values(numbers)) if (typeof value === "object") return value
+  const { connectionTimeoutMillis, connectionTTL, idleTimeoutMillis, min, port, statementTimeout } = numbers as {
+    readonly [K in keyof typeof numbers]: Exclude<(typeof numbers)[K], PlatformError.PlatformError>
+  }
+  if (options.synchronousCommit !== undefined && !synchronousCommitLevels.includes(options.synchronousCommit)) {
+    return Store.badArgument("make", `synchronousCommit must be one of ${synchronousCommitLevels.join(", ")}`)
+  }
+  // Session settings go in the startup packet's options, where 0 (none) is sent too: pg's own
+  // statement_timeout field skips 0, leaving the server's setting in place.
+  const settings = [
+    statementTimeout === undefined ? undefined : `-c statement_timeout=${statementTimeout}`,
+    options.synchronousCommit === undefined ? undefined : `-c synchronous_commit=${options.synchronousCommit}`
+  ].filter((setting) => setting !== undefined)
   const config: Pg.PoolConfig = {
-    max: options.maxConnections ?? 10,
-    connectionTimeoutMillis: millis(options.connectTimeout ?? Duration.seconds(5)),
+    max,
+    min,
+    connectionTimeoutMillis,
     application_name: options.applicationName ?? "@durable-singleton/store-postgres"
   }
   const set = <K extends keyof Pg.PoolConfig>(key: K, value: Pg.PoolConfig[K] | undefined) => {
@@ -304,15 +352,13 @@ const poolConfig = (options: ConnectionOptions): Pg.PoolConfig => {
   }
   set("connectionString", reveal(options.url))
   set("host", options.host)
-  set("port", options.port)
+  set("port", port)
   set("database", options.database)
   set("user", options.username)
   set("password", reveal(options.password))
   set("ssl", options.ssl)
-  set("min", options.minConnections)
-  set("idleTimeoutMillis", millis(options.idleTimeout))
-  set("maxLifetimeSeconds", options.connectionTTL === undefined ? undefined : Duration.toSeconds(options.connectionTTL))
-  set("statement_timeout", millis(options.statementTimeout))
-  set("options", options.synchronousCommit === undefined ? undefined : `-c synchronous_commit=${options.synchronousCommit}`)
+  set("idleTimeoutMillis", idleTimeoutMillis)
+  set("maxLifetimeSeconds", connectionTTL === undefined ? undefined : connectionTTL / 1000)
+  set("options", settings.length === 0 ? undefined : settings.join(" "))
   return config
 }

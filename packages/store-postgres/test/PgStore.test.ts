@@ -7,12 +7,13 @@ import { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Config, ConfigProvider, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
+import { Cause, Config, ConfigProvider, Context, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
 import { randomBytes, randomUUID } from "node:crypto"
 import * as Pg from "pg"
 import * as Increments from "../../../support/Increments.js"
 import { serverUrl } from "../../../support/test-env.js"
 import { parseBytea } from "../src/internal/connection.js"
+import * as Errors from "../src/internal/errors.js"
 import * as PrivatePostgres from "./support/PrivatePostgres.js"
 
 const url = serverUrl("DATABASE_URL")
@@ -40,6 +41,23 @@ const sql = (url: string, text: string, values: Array<unknown> = []) =>
   Effect.scoped(Effect.flatMap(rawClient(url), (client) => Effect.promise(() => client.query(text, values))))
 
 const uniqueName = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "")}`
+
+// A database of its own, with the given settings as its defaults (ALTER DATABASE … SET), dropped
+// when the scope closes. Returns its URL.
+const scratchDatabase = (url: string, settings: Readonly<Record<string, string>>) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const name = uniqueName("scratch")
+      yield* sql(url, `CREATE DATABASE "${name}"`)
+      for (const [setting, value] of Object.entries(settings)) {
+        yield* sql(url, `ALTER DATABASE "${name}" SET ${setting} = '${value}'`)
+      }
+      const scratch = new URL(url)
+      scratch.pathname = `/${name}`
+      return { name, url: scratch.href }
+    }),
+    ({ name }) => sql(url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+  ).pipe(Effect.map(({ url }) => url))
 
 // Storage for one test: a unique table (created by the first client), dropped when the scope closes.
 const uniqueTable = (url: string) =>
@@ -118,26 +136,48 @@ describe("PgStore", () => {
       }
     }))
 
-  pgTest("namespaces are isolated: size and clear see only their own, whatever the names", (url) =>
-    Effect.gen(function*() {
-      const table = yield* uniqueTable(url)
-      const names = ["a", "a:b", "a%", "a_", "", "a\u0000", "%"]
-      const stores = yield* Effect.forEach(names, (namespace) => PgStore.make({ url, table, namespace }))
-      yield* Effect.forEach(stores, (store, i) => Effect.forEach(Array.from({ length: i + 1 }, (_, j) => j), (j) => store.set(`k${j}`, names[i]!)))
-      for (const [i, store] of stores.entries()) {
-        expect(yield* store.size).toBe(i + 1)
-        expect(yield* store.get("k0")).toEqual(Option.some(names[i]))
-      }
-      yield* stores[0]!.clear
-      expect(yield* stores[0]!.size).toBe(0)
-      for (const store of stores.slice(1)) expect(yield* store.isEmpty).toBe(false)
-    }))
-
   pgTest("4 processes × 250 modify increments end at exactly 1000", (url) =>
     Effect.gen(function*() {
       const table = yield* uniqueTable(url)
       yield* Increments.expectExact({ kind: "postgres", url, table, namespace: "multi-process" })
     }), 120_000)
+
+  for (const isolation of ["repeatable read", "serializable"]) {
+    pgTest(`under a database default isolation of ${isolation}, contended updates, writes and creations all succeed (own pools and a shared PgClient)`, (url) =>
+      Effect.gen(function*() {
+        const database = yield* scratchDatabase(url, { default_transaction_isolation: isolation })
+        const table = "contended"
+        const clients = [
+          ...yield* Effect.forEach(Array.from({ length: 2 }), () => PgStore.make({ url: database, table, maxConnections: 4 })),
+          ...yield* Effect.forEach(Array.from({ length: 2 }), () =>
+            Effect.flatMap(pgClient(database), (context) => Effect.provide(PgStore.fromClient({ table }), context)))
+        ]
+        yield* clients[0]!.set("n", "0")
+        const createOrIncrement = (current: Option.Option<Store.Value>) =>
+          [undefined, Option.some(Option.match(current, { onNone: () => "1", onSome: (n) => increment(String(n)) }))] as const
+        const failures: Array<string> = []
+        const attempt = (effect: Effect.Effect<unknown, PlatformError>) =>
+          Effect.catchAllCause(effect, (cause) => Effect.sync(() => failures.push(String(Cause.squash(cause)))))
+        yield* Effect.forEach(clients, (client, c) =>
+          Effect.all([
+            // the row lock after conflicts, and compare-and-set conflicts reported as 40001
+            Effect.forEach(Array.from({ length: 4 }), () =>
+              Effect.forEach(Array.from({ length: 10 }), () => attempt(client.modify("n", increment))), {
+              concurrency: "unbounded"
+            }),
+            // creations racing under the row lock
+            Effect.forEach(Array.from({ length: 5 }), () => attempt(client.modifyOrInit("fresh", createOrIncrement)), {
+              concurrency: "unbounded"
+            }),
+            // plain writes of one row, run again at READ COMMITTED after a 40001
+            Effect.forEach(Array.from({ length: 10 }), (_, i) =>
+              attempt(i % 3 === 2 ? client.remove("s") : client.set("s", `${c}:${i}`)), { concurrency: "unbounded" })
+          ], { concurrency: "unbounded" }), { concurrency: "unbounded", discard: true })
+        expect(failures).toEqual([])
+        expect(yield* clients[1]!.get("n")).toEqual(Option.some(String(4 * 4 * 10)))
+        expect(yield* clients[2]!.get("fresh")).toEqual(Option.some(String(4 * 5)))
+      }), 60_000)
+  }
 
   pgTest("a hot key across clients: conflicts fall back to the row lock, no update lost, f called at most three times", (url) =>
     Effect.gen(function*() {
@@ -198,49 +238,40 @@ describe("PgStore", () => {
       expect(yield* seen(a, "bin")).toEqual(Option.some(new Uint8Array([1, 9, 3])))
     }))
 
-  pgTest("create-if-absent races across clients have exactly one winner", (url) =>
+  pgTest("concurrent start-up: 16 clients create one new schema at once, 8 of them a table each, 8 one shared table", (url) =>
     Effect.gen(function*() {
-      const table = yield* uniqueTable(url)
-      const clients = yield* Effect.forEach(Array.from({ length: 6 }), () => PgStore.make({ url, table, maxConnections: 2 }))
-      for (let round = 0; round < 10; round++) {
-        const wins = yield* Effect.forEach(clients, (client, i) => client.setIfAbsent(`leader${round}`, `client ${i}`), {
-          concurrency: "unbounded"
-        })
-        expect(wins.filter((won) => won)).toHaveLength(1)
-        expect(yield* clients[0]!.get(`leader${round}`)).toEqual(Option.some(`client ${wins.indexOf(true)}`))
-      }
-    }), 60_000)
-
-  pgTest("concurrent start-up: 8 clients migrate one new schema and table at once", (url) =>
-    Effect.gen(function*() {
-      const schema = uniqueName("schema")
-      yield* Effect.addFinalizer(() => sql(url, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
-      for (const table of ["first", "second"]) {
+      const expectedColumns = [
+        "namespace bytea",
+        "key bytea",
+        "value bytea",
+        "version bigint",
+        "updated_at timestamp with time zone"
+      ]
+      for (let round = 0; round < 3; round++) {
+        const schema = uniqueName("schema")
+        yield* Effect.addFinalizer(() => sql(url, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`))
+        const tables = Array.from({ length: 16 }, (_, i) => i % 2 === 0 ? `own${i}` : "shared")
         const stores = yield* Effect.forEach(
-          Array.from({ length: 8 }),
-          (_, i) => PgStore.make({ url, schema, table, namespace: `n${i}`, maxConnections: 1 }),
+          tables,
+          (table, i) => PgStore.make({ url, schema, table, namespace: `n${i}`, maxConnections: 1 }),
           { concurrency: "unbounded" }
         )
         yield* Effect.forEach(stores, (store, i) => store.set("k", String(i)), { concurrency: "unbounded" })
-        const columns = yield* sql(
-          url,
-          "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
-          [schema, table]
-        )
-        expect(columns.rows.map((r) => `${r.column_name} ${r.data_type}`)).toEqual([
-          "namespace bytea",
-          "key bytea",
-          "value bytea",
-          "version bigint",
-          "updated_at timestamp with time zone"
-        ])
+        for (const table of new Set(tables)) {
+          const columns = yield* sql(
+            url,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            [schema, table]
+          )
+          expect(columns.rows.map((r) => `${r.column_name} ${r.data_type}`), table).toEqual(expectedColumns)
+        }
+        // Idempotent: an existing table is used as it is.
+        const again = yield* PgStore.make({ url, schema, table: "shared", namespace: "n3" })
+        expect(yield* again.get("k")).toEqual(Option.some("3"))
       }
-      // Idempotent: an existing table is used as it is.
-      const again = yield* PgStore.make({ url, schema, table: "first", namespace: "n3" })
-      expect(yield* again.get("k")).toEqual(Option.some("3"))
     }), 60_000)
 
-  pgTest("identifiers, namespaces and options that could inject are rejected with BadArgument, and nothing is created", (url) =>
+  pgTest("identifiers, namespaces and options that could inject or are out of range are rejected with BadArgument, and nothing is created", (url) =>
     Effect.gen(function*() {
       const before = yield* sql(url, "SELECT count(*)::int AS n FROM pg_class")
       const bad: ReadonlyArray<PgStore.Options> = [
@@ -255,11 +286,26 @@ describe("PgStore", () => {
         { schema: "pg_catalog; --" },
         { namespace: "\ud800" },
         { namespace: "n".repeat(1025) },
-        { synchronousCommit: "off -c fsync=off" as "off" }
+        { synchronousCommit: "off -c fsync=off" as "off" },
+        { lockIdleTimeout: "soon" as Duration.DurationInput },
+        { lockIdleTimeout: -1 },
+        { lockIdleTimeout: NaN },
+        { lockIdleTimeout: Duration.days(25) },
+        { queryTimeout: "-5 seconds" as Duration.DurationInput },
+        { queryTimeout: 2 ** 31 },
+        { connectTimeout: "soon" as Duration.DurationInput },
+        { idleTimeout: [-1, 0] },
+        { connectionTTL: -1n },
+        { statementTimeout: -5 },
+        { statementTimeout: Duration.weeks(4) },
+        { maxConnections: 0 },
+        { maxConnections: 1.5 },
+        { minConnections: 5, maxConnections: 4 },
+        { port: 70000 }
       ]
       for (const options of bad) {
         const error = failureOf(yield* Effect.exit(PgStore.make({ url, ...options })))
-        expect(error?._tag, JSON.stringify(options)).toBe("BadArgument")
+        expect(error?._tag, JSON.stringify(options, (_, v) => typeof v === "bigint" ? `${v}n` : v)).toBe("BadArgument")
       }
       const after = yield* sql(url, "SELECT count(*)::int AS n FROM pg_class")
       expect(after.rows[0].n).toBe(before.rows[0].n)
@@ -386,6 +432,66 @@ describe("PgStore", () => {
       expect(error?._tag).toBe("SystemError")
       expect(yield* other.modify("k", (n) => n + "?")).toEqual(Option.some("0?"))
       expect(yield* store.modify("k", (n) => n + "!")).toEqual(Option.some("0?!"))
+    }))
+
+  pgTest("0 and Duration.infinity mean no timeout: they override the database's statement_timeout and idle_in_transaction_session_timeout", (url) =>
+    Effect.gen(function*() {
+      const database = yield* scratchDatabase(url, {
+        statement_timeout: "100ms",
+        idle_in_transaction_session_timeout: "200ms"
+      })
+      const table = "timeouts"
+      const defaults = yield* PgStore.make({ url: database, table })
+      const unlimited = yield* PgStore.make({
+        url: database,
+        table,
+        statementTimeout: Duration.infinity,
+        lockIdleTimeout: 0,
+        queryTimeout: Duration.infinity,
+        connectTimeout: 0,
+        idleTimeout: Duration.infinity,
+        connectionTTL: 0
+      })
+      yield* defaults.set("k", "0")
+      const locker = yield* rawClient(database)
+      yield* Effect.promise(() => locker.query("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"))
+      const holdRowLock = (millis: number) =>
+        Effect.promise(async () => {
+          await locker.query(`BEGIN; SELECT * FROM "${table}" FOR UPDATE`)
+          setTimeout(() => void locker.query("COMMIT"), millis)
+        })
+      // A write blocked for 300 ms: past the database's statement_timeout, not past none.
+      yield* holdRowLock(300)
+      expect(systemReason(failureOf(yield* Effect.exit(defaults.set("k", "x"))))).toBe("TimedOut")
+      yield* holdRowLock(300)
+      yield* unlimited.set("k", "1")
+      // A row-lock transaction idle for 400 ms (f blocks the process, as a frozen one would):
+      // past the database's idle_in_transaction_session_timeout, not past none. The row is
+      // locked when the update starts, so its compare-and-set conflicts and f runs again
+      // under the row lock.
+      yield* holdRowLock(100)
+      let calls = 0
+      const updated = yield* unlimited.modify("k", (n) => {
+        if (++calls === 2) {
+          const until = Date.now() + 400
+          while (Date.now() < until) {
+            // frozen
+          }
+        }
+        return increment(n)
+      }).pipe(Effect.fork, Effect.tap(() => Effect.promise(() => locker.query(`UPDATE "${table}" SET version = version + 1`))), Effect.flatMap(Fiber.join))
+      expect(calls).toBe(2)
+      expect(updated).toEqual(Option.some("2"))
+    }), 60_000)
+
+  pgTest("a server error is classified by its SQLSTATE, never by words in its message (a setting named …_timeout is not a timeout)", (url) =>
+    Effect.gen(function*() {
+      const client = yield* rawClient(url)
+      const error = yield* Effect.promise(() => client.query("SET statement_timeout = 'soon'").then(() => undefined, (e) => e))
+      expect(error).toBeInstanceOf(Pg.DatabaseError)
+      expect(error.code).toBe("22023")
+      expect(error.message).toMatch(/timeout/)
+      expect(systemReason(Errors.toPlatformError("get", error))).toBe("Unknown")
     }))
 
   pgTest("a closed store fails with BadResource and its pool is ended", (url) =>

@@ -23,6 +23,13 @@
  * in the database they would only conflict with each other, and the queue keeps the remembered
  * version of a key consistent.
  *
+ * Statements outside the row-lock transaction run in the session's implicit transactions, at
+ * its default isolation. Where that is REPEATABLE READ or SERIALIZABLE (a server, database or
+ * role setting, or the application's own on a shared pool), a statement that meets a concurrent
+ * write fails with 40001 (serialization_failure) instead of waiting and re-checking, and has
+ * written nothing: in steps 1 and 2 that is a conflict (the update goes to the row lock); any
+ * other operation runs once more inside `BEGIN ISOLATION LEVEL READ COMMITTED`, where it cannot.
+ *
  * @internal
  */
 import { Store } from "@durable-singleton/core"
@@ -30,15 +37,16 @@ import type * as PlatformError from "@effect/platform/Error"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import { DatabaseError } from "pg"
 import { type Connector, Defect, KeyQueue, type Lease, run, transaction } from "./connection.js"
 import * as Errors from "./errors.js"
-import type { Statements } from "./sql.js"
+import * as Sql from "./sql.js"
 
 export interface Options {
   readonly connector: Connector
-  readonly statements: Statements
+  readonly statements: Sql.Statements
   readonly namespace: string
-  /** `BEGIN`, possibly with `SET LOCAL`s, for the row-lock path's transaction. */
+  /** {@link Sql.begin}, possibly with `SET LOCAL`s, for the row-lock path's transaction. */
   readonly begin: string
 }
 
@@ -81,6 +89,15 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
           )
         )
 
+      // An operation of plain statements, run again at READ COMMITTED if the session's stricter
+      // default isolation failed it (see the module comment).
+      const plain = <A>(method: string, operation: (lease: Lease) => Promise<A>, key?: string) =>
+        op(method, (lease) =>
+          operation(lease).catch((error) => {
+            if (!isSerializationFailure(error) || !lease.idle()) throw error
+            return transaction(lease, Sql.begin, () => operation(lease))
+          }), key)
+
       const decode = (bytes: Uint8Array): Store.Value => {
         const value = Store.decodeTagged(bytes)
         if (value === undefined) throw Errors.corruptValue(s.qualifiedName)
@@ -94,22 +111,34 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
       }
 
       const modify = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
-        if (isContended(key)) return locked(lease, key, k, f)
-        const known = versions.take(key)
-        if (known !== undefined) {
-          const [[a, next], encoded] = decideAndEncode(f, Option.some(copy(known.value)))
-          if (encoded !== undefined) {
-            const row = (await lease.execute(s.compareAndSet, [ns, k, encoded, known.version])).rows[0]
-            if (row !== undefined) {
-              versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, row[0])
-              return a
-            }
+        if (!isContended(key)) {
+          let result: Written<A> | undefined
+          try {
+            result = await remembered(lease, key, k, f) ?? await optimistic(lease, key, k, f)
+          } catch (error) {
+            if (!isSerializationFailure(error) || !lease.idle()) throw error
           }
+          if (result !== undefined) return result.a
+          if (contended.size >= maxContendedKeys) contended.clear()
+          contended.set(key, performance.now() + contendedMillis)
         }
-        return optimistic(lease, key, k, f)
+        return locked(lease, key, k, f)
       }
 
-      const optimistic = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
+      // Step 1; undefined when there is nothing remembered, or the row changed since.
+      const remembered = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>) => {
+        const known = versions.take(key)
+        if (known === undefined) return undefined
+        const [[a, next], encoded] = decideAndEncode(f, Option.some(copy(known.value)))
+        if (encoded === undefined) return undefined
+        const row = (await lease.execute(s.compareAndSet, [ns, k, encoded, known.version])).rows[0]
+        if (row === undefined) return undefined
+        versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, row[0])
+        return { a }
+      }
+
+      // Step 2; undefined on a conflict.
+      const optimistic = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>) => {
         const read = (await lease.execute(s.read, [ns, k])).rows[0]
         let current: Option.Option<Store.Value> = Option.none()
         if (read !== undefined) {
@@ -118,17 +147,13 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
           current = Option.some(value)
         }
         const [[a, next], encoded] = decideAndEncode(f, current)
-        if (encoded === undefined) return a
+        if (encoded === undefined) return { a }
         const written = read === undefined
           ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded])).rows[0]
           : (await lease.execute(s.compareAndSet, [ns, k, encoded, read[1]])).rows[0]
-        if (written !== undefined) {
-          versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, written[0])
-          return a
-        }
-        if (contended.size >= maxContendedKeys) contended.clear()
-        contended.set(key, performance.now() + contendedMillis)
-        return locked(lease, key, k, f)
+        if (written === undefined) return undefined
+        versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, written[0])
+        return { a }
       }
 
       const locked = async <A>(lease: Lease, key: string, k: Uint8Array, f: Decide<A>): Promise<A> => {
@@ -172,25 +197,25 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
       return {
         namespace,
         get: (key) =>
-          op("get", async (lease) => {
+          plain("get", async (lease) => {
             const row = (await lease.execute(s.get, [ns, utf8.encode(key)])).rows[0]
             return row === undefined ? Option.none() : Option.some(decode(row[0]))
           }),
         set: (key, value) =>
-          op("set", async (lease) => {
+          plain("set", async (lease) => {
             versions.forget(key)
             const encoded = Store.encodeTagged(value)
             const row = (await lease.execute(s.set, [ns, utf8.encode(key), encoded])).rows[0]!
             versions.remember(key, value, encoded.length, row[0])
           }, key),
         remove: (key) =>
-          op("remove", async (lease) => {
+          plain("remove", async (lease) => {
             versions.forget(key)
             await lease.execute(s.remove, [ns, utf8.encode(key)])
           }, key),
-        has: (key) => op("has", async (lease) => (await lease.execute(s.has, [ns, utf8.encode(key)])).rows.length > 0),
-        size: op("size", async (lease) => Number((await lease.execute(s.size, [ns])).rows[0]![0])),
-        clear: op("clear", async (lease) => {
+        has: (key) => plain("has", async (lease) => (await lease.execute(s.has, [ns, utf8.encode(key)])).rows.length > 0),
+        size: plain("size", async (lease) => Number((await lease.execute(s.size, [ns])).rows[0]![0])),
+        clear: plain("clear", async (lease) => {
           versions.forgetAll()
           await lease.execute(s.clear, [ns])
         }),
@@ -198,6 +223,14 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
       }
     }
   )
+
+/** What an update returned, once its write (or its decision to write nothing) stands. */
+interface Written<A> {
+  readonly a: A
+}
+
+const isSerializationFailure = (error: unknown): boolean =>
+  error instanceof DatabaseError && error.code === Sql.serializationFailure
 
 const decide = <A>(f: Decide<A>, current: Option.Option<Store.Value>): Store.Decision<A> => {
   try {

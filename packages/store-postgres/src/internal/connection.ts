@@ -72,7 +72,6 @@ export type Rows = ReadonlyArray<ReadonlyArray<any>>
 
 export interface Result {
   readonly rows: Rows
-  readonly rowCount: number | null
 }
 
 // Results as arrays of text, with our own parsers: immune to type parsers the application may

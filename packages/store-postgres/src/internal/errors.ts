@@ -7,6 +7,7 @@
 import { Store } from "@durable-singleton/core"
 import type * as PlatformError from "@effect/platform/Error"
 import { SqlError } from "@effect/sql/SqlError"
+import { DatabaseError } from "pg"
 
 /** A failure the store itself detects, with the reason it reports. */
 export class StoreFailure extends Error {
@@ -46,17 +47,27 @@ const describe = (cause: unknown): string => {
 }
 
 const reasonOf = (cause: unknown): PlatformError.SystemErrorReason => {
-  const code = typeof cause === "object" && cause !== null ? (cause as { readonly code?: unknown }).code : undefined
-  const message = cause instanceof Error ? cause.message : ""
-  if (typeof code === "string") {
-    // query_canceled (statement_timeout), lock_not_available (lock_timeout)
-    if (code === "57014" || code === "55P03" || code === "ETIMEDOUT") return "TimedOut"
+  if (cause instanceof DatabaseError) {
+    // The server's SQLSTATE says what happened; its message may name anything (a setting
+    // called …_timeout, a constraint, a table).
+    const code = cause.code ?? ""
+    // query_canceled (statement_timeout), lock_not_available (lock_timeout),
+    // idle_in_transaction_session_timeout
+    if (code === "57014" || code === "55P03" || code === "25P03") return "TimedOut"
     // insufficient_resources, e.g. too_many_connections
     if (code.startsWith("53")) return "Busy"
     // invalid authorization, insufficient_privilege
     if (code.startsWith("28") || code === "42501") return "PermissionDenied"
-    if (code === "ECONNRESET" || code === "EPIPE" || code.startsWith("57P")) return "UnexpectedEof"
+    // operator intervention: admin_shutdown, crash_shutdown, cannot_connect_now
+    if (code.startsWith("57P")) return "UnexpectedEof"
+    return "Unknown"
   }
+  // The client's own failures: Node socket errors, and pg's messages for its timers and a
+  // connection that ended.
+  const code = typeof cause === "object" && cause !== null ? (cause as { readonly code?: unknown }).code : undefined
+  if (code === "ETIMEDOUT") return "TimedOut"
+  if (code === "ECONNRESET" || code === "EPIPE") return "UnexpectedEof"
+  const message = cause instanceof Error ? cause.message : ""
   if (/timeout/i.test(message)) return "TimedOut"
   if (/Connection terminated|not queryable/.test(message)) return "UnexpectedEof"
   return "Unknown"

@@ -25,8 +25,9 @@ export const migrate = (
         throw new StoreFailure(`table ${statements.qualifiedName} does not exist and migration is off`, "NotFound")
       }
       // Concurrent CREATE … IF NOT EXISTS of the same object can still fail with a unique
-      // violation in the catalog; the advisory lock makes starting clients take turns.
-      await transaction(lease, "BEGIN", async () => {
+      // violation in the catalog; the advisory lock (one per schema, as the schema is one of
+      // those objects) makes starting clients take turns.
+      await transaction(lease, Sql.begin, async () => {
         await lease.execute(Sql.lockMigration, [statements.migrationLockKey])
         // CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists.
         const schemas = await lease.execute(Sql.schemaExists, [schema])

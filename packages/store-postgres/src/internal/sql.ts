@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto"
 
 /** Unquoted-looking identifiers only: letters, digits and `_`, at most 63 bytes (NAMEDATALEN). */
-export const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 /** A named statement: PostgreSQL parses and plans it once per connection. */
 export interface Statement {
@@ -18,7 +18,11 @@ export interface Statement {
 export interface Statements {
   /** `"schema"."table"`, both parts validated and quoted. */
   readonly qualifiedName: string
-  /** A 64-bit advisory lock key (as decimal text) serialising this table's migration. */
+  /**
+   * A 64-bit advisory lock key (as decimal text) serialising the migrations of every store table
+   * in this schema: creating the schema is part of them, and concurrent `CREATE SCHEMA IF NOT
+   * EXISTS` of one schema collide in the catalog (23505) whichever tables they are for.
+   */
   readonly migrationLockKey: string
   readonly createTable: string
   readonly get: Statement
@@ -58,7 +62,7 @@ export const make = (schema: string, table: string): Statements => {
   const where = "namespace = $1 AND key = $2"
   return {
     qualifiedName: t,
-    migrationLockKey: createHash("sha256").update(`durable-singleton migration ${t}`).digest()
+    migrationLockKey: createHash("sha256").update(`durable-singleton migration schema ${quote(schema)}`).digest()
       .readBigInt64BE(0).toString(),
     // fillfactor leaves room on each page so that rewriting a value can be a HOT update (no index
     // write); the store rewrites rows far more often than it creates them.
@@ -113,3 +117,15 @@ export const schemaExists = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
 export const createSchema = (schema: string): string => `CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`
 
 export const lockMigration = "SELECT pg_advisory_xact_lock($1::bigint)"
+
+/**
+ * Every transaction of the store runs at READ COMMITTED, whatever the session's default (a
+ * server, database or role can make it REPEATABLE READ or SERIALIZABLE): there, `SELECT … FOR
+ * UPDATE` of a row another transaction changed since the snapshot fails with 40001 instead of
+ * waiting for the lock and returning the row's latest version, and a catalog check could miss
+ * what a concurrent migration just created.
+ */
+export const begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+/** SQLSTATE serialization_failure: the transaction was rolled back, nothing was written. */
+export const serializationFailure = "40001"
