@@ -11,12 +11,21 @@
  *
  * | outcome (`durable_singleton_cron_ticks_total`) | when |
  * |---|---|
- * | `completed` / `failed` | the tick ran (a failure is logged, not retried: ClusterCron does not retry either) |
+ * | `completed` / `failed` | the tick ran (a failure is logged, not retried: ClusterCron does not retry either); `failed` also counts an execution that was interrupted, or never recorded its end |
  * | `skipped_duplicate` | this tick already began (a redelivery), even if its execution was cut short |
  * | `skipped_overlap` | another tick of this job is still executing |
  * | `skipped_late` | the tick was delivered too late (see `skipIfOlderThan`) |
  *
- * The counts are also kept in the ledger, so {@link FencedCron.status} shows them from any node.
+ * The counts are also kept in the ledger, so {@link FencedCron.status} shows them from any node;
+ * the counter counts what each process recorded in the ledger, so across processes they agree.
+ * A delivery that cannot reach the ledger at all is not a tick outcome: it is counted in
+ * `durable_singleton_state_errors_total` and does not run.
+ *
+ * An execution is acquire / use / release: it takes the job's **slot** in the ledger (`begin`),
+ * runs, and always gives the slot back with its outcome (`finish`, retried a few times with
+ * jittered backoff when the store fails; it frees the slot only if this execution still holds
+ * it). When the `begin` write fails, its outcome is unknown (it may have landed with its
+ * acknowledgement lost), so the slot is released the same way before giving up on the tick.
  *
  * Each tick that runs claims the job's state (its own short tenure: epoch + 1) and hands
  * `execute` a {@link FencedState.Lease}; after a successful execution the heartbeat is persisted
@@ -26,10 +35,14 @@
  * Guarantees and limits:
  * - At most once: a tick whose execution was interrupted (its runner stopped, or it exceeded
  *   `maxExecutionTime`) is not run again when the scheduler delivers it again.
- * - No overlap while executions end within `maxExecutionTime` (they are interrupted when they
- *   exceed it; after that the ledger no longer waits for them). A process frozen in the middle of
- *   an execution cannot be interrupted: its later state writes are rejected by fencing, but side
- *   effects outside the store are not.
+ * - No overlap: the deadline of an execution is fixed when it takes the slot (`maxExecutionTime`
+ *   later) and covers claiming the state and `execute` together; at the deadline the execution
+ *   is interrupted. The slot stays taken until the execution has stopped and recorded its end,
+ *   or at most until the deadline plus `interruptionGrace`, whichever comes first. So a runner
+ *   that crashes mid-tick blocks the job until then (`maxExecutionTime` + `interruptionGrace`
+ *   after the tick began: 10 min 15 s by default); an execution that takes longer than the grace
+ *   to stop (an uninterruptible region, a frozen process) may overlap the next one: its state
+ *   writes are rejected by fencing, but side effects outside the store are not.
  * - The next tick is computed from the time the previous one finished (ClusterCron's default):
  *   after downtime there is no burst of missed runs.
  *
@@ -59,7 +72,6 @@ import * as Sharding from "@effect/cluster/Sharding"
 import * as Clock from "effect/Clock"
 import * as Cron from "effect/Cron"
 import * as DateTime from "effect/DateTime"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -67,10 +79,12 @@ import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as FencedState from "./FencedState.js"
 import * as cronLedger from "./internal/cronLedger.js"
+import * as execution from "./internal/execution.js"
 import * as instrument from "./internal/instrument.js"
 import * as SingletonContext from "./SingletonContext.js"
 import { SingletonError } from "./SingletonError.js"
@@ -83,11 +97,7 @@ import * as Store from "./Store.js"
  * @since 0.1.0
  * @category models
  */
-export interface StateOptions<A, I> {
-  readonly schema: Schema.Schema<A, I>
-  readonly initial: A
-  readonly version?: number | undefined
-  readonly migrations?: FencedState.Migrations | undefined
+export interface StateOptions<A, I> extends Omit<FencedState.Options<A, I>, "name" | "key"> {
   /** Default `cron/<name>/state`. */
   readonly key?: string | undefined
 }
@@ -112,8 +122,17 @@ export interface Options<A, I, E, R> {
    * period of the cron expression, whatever it is.
    */
   readonly skipIfOlderThan?: Duration.DurationInput | undefined
-  /** An execution running longer is interrupted and counted as failed; default 10 minutes. */
+  /**
+   * An execution (claiming the state and `execute`) still running this long after it took the
+   * job's slot is interrupted and counted as failed; default {@link defaultMaxExecutionTime}.
+   */
   readonly maxExecutionTime?: Duration.DurationInput | undefined
+  /**
+   * How long after its deadline an execution that has not recorded its end keeps the job's slot:
+   * the time it has to stop once interrupted, and so how much longer than `maxExecutionTime` a
+   * runner that crashed mid-tick blocks the job. Default {@link defaultInterruptionGrace}.
+   */
+  readonly interruptionGrace?: Duration.DurationInput | undefined
 }
 
 /**
@@ -147,7 +166,15 @@ export interface Counts {
 export interface Status {
   /** The latest tick that began or was skipped as late. */
   readonly lastTick: Option.Option<DateTime.Utc>
-  readonly running: Option.Option<{ readonly tick: DateTime.Utc; readonly startedAt: DateTime.Utc }>
+  /**
+   * The execution holding the job's slot; if it never records its end (its runner crashed), the
+   * slot is free again at `expiresAt`.
+   */
+  readonly running: Option.Option<{
+    readonly tick: DateTime.Utc
+    readonly startedAt: DateTime.Utc
+    readonly expiresAt: DateTime.Utc
+  }>
   readonly counts: Counts
 }
 
@@ -167,12 +194,14 @@ export interface FencedCron<A, R> extends Layer.Layer<never, never, Sharding.Sha
   readonly status: Effect.Effect<Status, SingletonError, Store.Store>
   /**
    * Delivers the tick scheduled at `scheduledAt` through the ledger, exactly as the scheduler
-   * does: for tests, and for running a tick by hand. Never fails: the outcome says what happened
-   * (errors are logged and counted).
+   * does: for tests, and for running a tick by hand. The outcome says what happened (errors are
+   * logged and counted; `failed` also when the ledger could not be reached). Fails only with
+   * {@link TickNotDue} for a time still in the future: running it now would record it as the
+   * last tick, and the scheduler's delivery of every tick up to it would be skipped.
    */
   readonly trigger: (
     scheduledAt: DateTime.DateTime | Date | number
-  ) => Effect.Effect<SingletonMetrics.CronOutcome, never, Store.Store | R>
+  ) => Effect.Effect<SingletonMetrics.CronOutcome, TickNotDue, Store.Store | R>
 }
 
 /**
@@ -180,6 +209,16 @@ export interface FencedCron<A, R> extends Layer.Layer<never, never, Sharding.Sha
  * @category constants
  */
 export const defaultMaxExecutionTime: Duration.Duration = Duration.minutes(10)
+
+/**
+ * 15 seconds: the time `@effect/cluster` gives a message handler to stop when its runner shuts
+ * down (`ShardingConfig.entityTerminationTimeout`, default 15 s) is also a fair bound for an
+ * interrupted execution to run its finalizers.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultInterruptionGrace: Duration.Duration = Duration.seconds(15)
 
 /**
  * @since 0.1.0
@@ -195,7 +234,10 @@ export const make = <E, R, A = null, I = null>(
       : { name, ...options.state, key: options.state.key ?? stateKeyFor(name) }
   )
   const ledgerKey = ledgerKeyFor(name)
+  const ledgerKeyProblem = Store.keyProblem(ledgerKey)
+  if (ledgerKeyProblem !== undefined) throw new TypeError(`FencedCron "${name}": ${ledgerKeyProblem}`)
   const maxExecution = Duration.decode(options.maxExecutionTime ?? defaultMaxExecutionTime)
+  const grace = Duration.decode(options.interruptionGrace ?? defaultInterruptionGrace)
   const skipIfOlderThan = Option.map(Option.fromNullable(options.skipIfOlderThan), Duration.decode)
 
   const isLate = (tick: number, now: number) =>
@@ -209,8 +251,9 @@ export const make = <E, R, A = null, I = null>(
       ? SingletonError.StateLoadFailed({ singletonName: name, cause })
       : SingletonError.StatePersistFailed({ singletonName: name, cause })
 
-  // Applies `f` to the ledger atomically; an undecodable ledger is reported and left alone.
-  const changeLedger = <B>(f: (ledger: cronLedger.Ledger) => readonly [B, cronLedger.Ledger]) =>
+  // Applies `f` to the ledger atomically (`Option.none()`: write nothing); an undecodable ledger
+  // is reported and left alone.
+  const changeLedger = <B>(f: (ledger: cronLedger.Ledger) => readonly [B, Option.Option<cronLedger.Ledger>]) =>
     Effect.flatMap(Store.Store, (store) =>
       Effect.flatten(Effect.mapError(
         store.modifyOrInit(ledgerKey, (current): Store.Decision<Either.Either<B, SingletonError>> => {
@@ -219,7 +262,7 @@ export const make = <E, R, A = null, I = null>(
             return [Either.left(ledgerUndecodable(name, ledger.left)), Option.none()]
           }
           const [result, next] = f(ledger.right)
-          return [Either.right(result), Option.some(cronLedger.stringify(next))]
+          return [Either.right(result), Option.map(next, cronLedger.stringify)]
         }),
         (cause) => ledgerFailed(cause, "persist")
       )))
@@ -233,122 +276,120 @@ export const make = <E, R, A = null, I = null>(
             lastTick: Option.map(Option.fromNullable(ledger.lastTick), DateTime.unsafeMake),
             running: Option.map(Option.fromNullable(ledger.running), (running) => ({
               tick: DateTime.unsafeMake(running.tick),
-              startedAt: DateTime.unsafeMake(running.startedAt)
+              startedAt: DateTime.unsafeMake(running.startedAt),
+              expiresAt: DateTime.unsafeMake(running.expiresAt)
             })),
             counts: ledger.counts
           })
       })))
 
-  interface Placement {
-    readonly shardId: Option.Option<string>
-    readonly runnerAddress: Option.Option<string>
-    readonly ownsShard: Effect.Effect<boolean>
-  }
+  type Placement = Omit<execution.Placement, "kind" | "tick">
 
-  // One execution of a tick that began: claim, execute, heartbeat. Problems are logged and
-  // counted here; the outcome goes to the ledger.
-  const execute = (tick: Tick, placement: Placement) =>
+  // Problems of the execution are logged and counted here, and end as "failed" for the ledger.
+  const execute = (tick: Tick, placement: Placement, deadline: number) =>
     Effect.gen(function*() {
-      const failed = (message: string, cause: unknown, outcome: SingletonMetrics.ExecutionOutcome = "failure") =>
-        Effect.as(
-          Effect.zipRight(
-            Metric.increment(SingletonMetrics.executionsOf(name, outcome)),
-            Effect.logWarning(message, cause)
-          ),
-          "failed" as const
-        )
+      const failed = (message: string, cause: unknown) =>
+        Effect.as(Effect.logWarning(message, cause), "failed" as const)
+      const withinDeadline = <B, E2, R2>(effect: Effect.Effect<B, E2, R2>) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.timeoutFail(effect, {
+            duration: Duration.millis(Math.max(0, deadline - now)),
+            onTimeout: () => new ExecutionTimedOut({ maxExecutionTime: maxExecution })
+          }))
       const holder = placement.runnerAddress
-      const claimed = yield* Effect.either(instrument.counted(
+      const claimed = yield* Effect.either(withinDeadline(instrument.counted(
         name,
         "claim",
         state.claim(Option.isSome(holder) ? { holder: holder.value } : undefined)
-      ))
-      if (claimed._tag === "Left") return yield* failed("cannot claim the state", claimed.left)
+      )))
+      if (claimed._tag === "Left") {
+        yield* Metric.increment(SingletonMetrics.executionsOf(name, "failure"))
+        return yield* failed("cannot claim the state", claimed.left)
+      }
       const lease = claimed.right
       yield* instrument.seedGauge(name, lease)
-      const superseded = yield* Deferred.make<SingletonError>()
-      const handle = instrument.lease(lease, (error) => Deferred.succeed(superseded, error))
-      const context = SingletonContext.SingletonContext.of({
-        name,
-        kind: "cron",
-        epoch: lease.epoch,
-        isLeader: Effect.zipWith(placement.ownsShard, lease.isCurrent, (owns, current) => owns && current),
-        runnerAddress: holder,
-        shardId: placement.shardId,
-        tick: Option.some(tick.scheduledAt)
-      })
-      const started = yield* Clock.currentTimeMillis
-      const exit = yield* Effect.raceFirst(
-        Effect.exit(
-          Effect.scoped(options.execute(handle, tick)).pipe(
-            Effect.provideService(SingletonContext.SingletonContext, context),
-            Effect.timeoutFail({
-              duration: maxExecution,
-              onTimeout: () => new ExecutionTimedOut({ maxExecutionTime: maxExecution })
-            })
-          )
-        ),
-        Effect.as(Deferred.await(superseded), "superseded" as const)
+      const outcome = yield* execution.run(
+        lease,
+        { ...placement, kind: "cron", tick: Option.some(tick.scheduledAt) },
+        (handle) => withinDeadline(options.execute(handle, tick))
       )
-      const finished = yield* Clock.currentTimeMillis
-      yield* Metric.update(SingletonMetrics.executionDurationOf(name), (finished - started) / 1000)
-      const supersededBy = "another execution claimed the state: stopping"
-      if (exit === "superseded" || !(yield* lease.isCurrent)) {
-        const error = yield* Deferred.poll(superseded)
-        return yield* failed(supersededBy, Option.isSome(error) ? yield* error.value : lease.epoch, "superseded")
+      switch (outcome._tag) {
+        case "Succeeded":
+          return "completed" as const
+        case "Failed":
+          return yield* failed("tick failed", outcome.cause)
+        case "Superseded":
+          return yield* failed("another execution claimed the state: stopping", Option.getOrElse(outcome.error, () => lease.epoch))
       }
-      if (Exit.isFailure(exit)) return yield* failed("tick failed", exit.cause)
-      const beat = yield* Effect.either(handle.heartbeat)
-      if (beat._tag === "Left") {
-        return yield* (yield* lease.isCurrent)
-          ? failed("cannot persist the heartbeat", beat.left)
-          : failed(supersededBy, beat.left, "superseded")
-      }
-      yield* Metric.increment(SingletonMetrics.executionsOf(name, "success"))
-      yield* instrument.seedGauge(name, lease)
-      return "completed" as const
     })
 
+  // Gives the slot back with the execution's outcome. Retried because a slot left taken blocks
+  // the job until it expires; bounded because it runs while the runner may be shutting down.
+  const release = (token: string, outcome: "completed" | "failed") =>
+    changeLedger((ledger) => cronLedger.finish(ledger, token, outcome)).pipe(
+      Effect.tapError((error) => instrument.countError(name, error)),
+      Effect.retry({ schedule: releaseRetry, while: (error) => error.isRetryable }),
+      Effect.matchEffect({
+        onFailure: (error) =>
+          Effect.logError(
+            "cannot record the end of the tick in the ledger: the job stays blocked until its slot expires",
+            error
+          ),
+        onSuccess: (result) =>
+          result === "recorded" ? Metric.increment(SingletonMetrics.cronTicksOf(name, outcome)) : Effect.void
+      })
+    )
+
   const runTick = (scheduledAt: DateTime.Utc, placement: Placement) =>
-    Effect.gen(function*() {
-      const tick = DateTime.toEpochMillis(scheduledAt)
-      const now = yield* Clock.currentTimeMillis
-      const token = crypto.randomUUID()
-      const begun = yield* Effect.either(changeLedger((ledger) =>
-        cronLedger.begin(ledger, {
-          tick,
-          now,
-          token,
-          late: isLate(tick, now),
-          maxExecutionMillis: Duration.toMillis(maxExecution)
-        })
-      ))
-      if (begun._tag === "Left") {
-        yield* instrument.countError(name, begun.left)
-        yield* Metric.increment(SingletonMetrics.cronTicksOf(name, "failed"))
-        yield* Effect.logError("cannot record the tick in the ledger: not running it", begun.left)
-        return "failed" as const
-      }
-      if (begun.right !== "run") {
-        yield* Metric.increment(SingletonMetrics.cronTicksOf(name, begun.right))
-        yield* Effect.logInfo(`tick ${begun.right.replace("_", " ")}`)
-        return begun.right
-      }
-      // Recorded even when the execution is interrupted, so that `running` is cleared.
-      const record = (outcome: "completed" | "failed") =>
-        changeLedger((ledger) => [undefined, cronLedger.finish(ledger, token, outcome)]).pipe(
-          Effect.zipRight(Metric.increment(SingletonMetrics.cronTicksOf(name, outcome))),
-          Effect.catchAll((error) =>
-            Effect.zipRight(
-              instrument.countError(name, error),
-              Effect.logError("cannot record the end of the tick in the ledger", error)
-            )
+    Effect.acquireUseRelease(
+      Effect.gen(function*() {
+        const tick = DateTime.toEpochMillis(scheduledAt)
+        const now = yield* Clock.currentTimeMillis
+        const token = crypto.randomUUID()
+        // One deadline, fixed when the slot is taken, bounds the whole execution; the slot itself
+        // lasts the grace longer, so that an interrupted execution can stop before another begins.
+        const deadline = now + Duration.toMillis(maxExecution)
+        const begun = yield* Effect.either(changeLedger((ledger) => {
+          const [begun, next] = cronLedger.begin(ledger, {
+            tick,
+            now,
+            token,
+            late: isLate(tick, now),
+            expiresAt: deadline + Duration.toMillis(grace)
+          })
+          return [begun, Option.some(next)]
+        }))
+        if (begun._tag === "Left") {
+          yield* instrument.countError(name, begun.left)
+          yield* Effect.logError("cannot record the tick in the ledger: not running it", begun.left)
+          // The write may have landed with its acknowledgement lost, taking the slot.
+          if (begun.left.isRetryable) yield* release(token, "failed")
+          return { _tag: "Failed" } as const
+        }
+        if (Option.isSome(begun.right.abandoned)) {
+          yield* Metric.increment(SingletonMetrics.cronTicksOf(name, "failed"))
+          yield* Effect.logWarning(
+            `the execution of tick ${new Date(begun.right.abandoned.value).toISOString()} never recorded its end ` +
+              "(its runner stopped, or it did not stop within maxExecutionTime and the grace): counted as failed"
           )
-        )
-      return yield* execute({ name, scheduledAt }, placement).pipe(
-        Effect.onExit((exit) => record(Exit.isSuccess(exit) ? exit.value : "failed"))
-      )
-    }).pipe(Effect.annotateLogs({ tick: DateTime.formatIso(scheduledAt) }))
+        }
+        const outcome = begun.right.outcome
+        if (outcome !== "run") {
+          yield* Metric.increment(SingletonMetrics.cronTicksOf(name, outcome))
+          yield* Effect.logInfo(`tick ${outcome.replace("_", " ")}`)
+          return { _tag: "Skipped", outcome } as const
+        }
+        return { _tag: "Began", token, deadline } as const
+      }),
+      (begun) =>
+        begun._tag === "Began"
+          ? execute({ name, scheduledAt }, placement, begun.deadline)
+          : Effect.succeed(begun._tag === "Skipped" ? begun.outcome : "failed" as const),
+      (begun, exit) =>
+        begun._tag === "Began"
+          ? release(begun.token, Exit.isSuccess(exit) && exit.value === "completed" ? "completed" : "failed")
+          : Effect.void
+    ).pipe(Effect.annotateLogs({ tick: DateTime.formatIso(scheduledAt) }))
 
   // What ClusterCron runs: it tells the tick only through the entity id of the message.
   const scheduled = Effect.gen(function*() {
@@ -369,6 +410,7 @@ export const make = <E, R, A = null, I = null>(
     })
   }).pipe(Effect.annotateLogs({ module: "FencedCron", cron: name }))
 
+  // The same requirements, spelled differently (TypeScript does not flatten nested Excludes).
   const layer = ClusterCron.make({
     name,
     cron: options.cron,
@@ -379,17 +421,16 @@ export const make = <E, R, A = null, I = null>(
   }) as Layer.Layer<never, never, Sharding.Sharding | Store.Store | Exclude<R, Scope.Scope | SingletonContext.SingletonContext>>
 
   const trigger = (scheduledAt: DateTime.DateTime | Date | number) =>
-    // The same requirements, spelled differently (TypeScript does not flatten nested Excludes).
     Effect.gen(function*() {
+      const tick = DateTime.toUtc(DateTime.unsafeMake(scheduledAt))
+      const now = yield* DateTime.now
+      if (DateTime.greaterThan(tick, now)) return yield* new TickNotDue({ scheduledAt: tick, now })
       const runnerAddress = yield* SingletonContext.runnerAddress
-      return yield* runTick(DateTime.toUtc(DateTime.unsafeMake(scheduledAt)), {
-        shardId: Option.none(),
-        runnerAddress,
-        ownsShard: Effect.succeed(true)
-      })
+      return yield* runTick(tick, { shardId: Option.none(), runnerAddress, ownsShard: Effect.succeed(true) })
     }).pipe(Effect.annotateLogs({ module: "FencedCron", cron: name })) as Effect.Effect<
       SingletonMetrics.CronOutcome,
-      never,
+      TickNotDue,
+      // The same requirements, spelled differently (TypeScript does not flatten nested Excludes).
       Store.Store | Exclude<R, Scope.Scope | SingletonContext.SingletonContext>
     >
 
@@ -405,6 +446,26 @@ export const make = <E, R, A = null, I = null>(
 export class ExecutionTimedOut extends Schema.TaggedError<ExecutionTimedOut>()("ExecutionTimedOut", {
   maxExecutionTime: Schema.Duration
 }) {}
+
+/**
+ * `trigger` was asked to run a tick whose scheduled time has not come yet.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TickNotDue extends Schema.TaggedError<TickNotDue>()("TickNotDue", {
+  scheduledAt: Schema.DateTimeUtcFromSelf,
+  now: Schema.DateTimeUtcFromSelf
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `the tick scheduled at ${DateTime.formatIso(this.scheduledAt)} is not due yet (now ${
+      DateTime.formatIso(this.now)
+    }): running it now would make the scheduler skip every tick up to it`
+  }
+}
 
 /**
  * The default store key of a cron job's state.
@@ -424,6 +485,9 @@ export const ledgerKeyFor = (name: string): string => `cron/${name}/ledger`
 
 // About a thousand years: ClusterCron never skips a tick, we do.
 const neverTooOld = Duration.days(365_000)
+
+// 5 retries over about 3 s (0.1 s doubling, jittered so that runners do not retry in step).
+const releaseRetry = Schedule.exponential("100 millis").pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(5)))
 
 const ledgerUndecodable = (name: string, cause: unknown) =>
   SingletonError.SchemaDecodeFailed({

@@ -1,7 +1,7 @@
 /**
  * What a stateful singleton's `run` or a fenced cron job's `execute` knows about where and as
- * whom it runs (the original design's `withinCluster`): its name, its epoch, whether it still
- * leads, the runner's address and the shard.
+ * whom it runs (the original design's `withinCluster`): its name, its epoch and fencing token,
+ * whether it still leads, the runner's address and the shard.
  *
  * Inside `run` / `execute` (and anything they call) the {@link SingletonContext} service is
  * provided. Code that may also run elsewhere uses {@link current}, which fails with the typed
@@ -37,8 +37,21 @@ export interface Service {
   /** The singleton's or cron job's name. */
   readonly name: string
   readonly kind: "singleton" | "cron"
-  /** The epoch of the claim this code runs under (it grows at every change of leader). */
+  /**
+   * The epoch of the claim this code runs under: it grows by one at every claim, for people and
+   * logs to order leaders. It restarts at 1 if the state is removed (e.g. the store is cleared),
+   * so it does not identify a claim for good: {@link Service.token} does.
+   */
   readonly epoch: number
+  /**
+   * The fencing token of the claim this code runs under: random, drawn at each claim, never
+   * reused (not even after the store is cleared). It is what fences the state's writes, and the
+   * value to fence side effects outside the store with: send it along and have the other system
+   * accept a request only under the token it knows as the current one (e.g. a conditional
+   * update that compares it), or use it to tell the work of two claims apart (idempotency keys).
+   * Tokens are not ordered: compare them for equality; order claims by `epoch`.
+   */
+  readonly token: string
   /**
    * Whether this runner still owns the singleton's shard and its claim is still current. It
    * narrows the time a superseded leader keeps working, but it is a local view: it cannot

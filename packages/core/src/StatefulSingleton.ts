@@ -13,9 +13,16 @@
  * | `run` succeeds | persists the heartbeat (`lastSuccessAt`, fenced), sets the gauge; runs again `every` later |
  * | `run` fails or dies, or the heartbeat cannot be written | logs, counts, retries after the `retry` backoff (same claim while it is current) |
  * | the store is unreachable (`StateLoadFailed`, `StatePersistFailed`, `HeartbeatFailed`) | same: retried with backoff, never a crash loop |
+ * | `run` produced a state that does not encode with the schema (`SchemaDecodeFailed`, `details.direction` `"encode"`) | same: nothing was written, retried with backoff |
  * | another leader claimed the state (`LeaderHandoffFailed` from any write) | interrupts `run`, never writes with that claim again ("stepping down" warning); after `stepDown`, claims again if this runner still owns the singleton's shard |
  * | the stored state cannot be decoded (`SchemaDecodeFailed`: corrupt, wrong shape, newer schema) | logs an error, leaves the stored bytes alone, parks and checks again every `parkedRecheck` |
- * | the cluster moves the singleton away | `run` is interrupted (keep its finalizers short) |
+ * | the cluster moves the singleton away | `run` is interrupted (keep its finalizers short); no claim is made while this runner does not own the shard |
+ *
+ * A retry runs `run` again from the start, on the state as stored. If the attempt that failed
+ * with `StatePersistFailed` had in fact written (the acknowledgement was lost), that write is in
+ * the state the retry reads: the lease never loses or repeats an acknowledged update, but a run
+ * that unconditionally applies an increment applies it again. Let each run decide from the state
+ * it reads (e.g. record in the state which unit of work is done) where that matters.
  *
  * Without `every`, `run` is a long-lived process: call `state.heartbeat` whenever it completes a
  * unit of work; if it returns anyway, it is restarted after the retry backoff.
@@ -44,21 +51,17 @@ import * as EntityId from "@effect/cluster/EntityId"
 import * as Sharding from "@effect/cluster/Sharding"
 import * as Singleton from "@effect/cluster/Singleton"
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as FencedState from "./FencedState.js"
+import * as execution from "./internal/execution.js"
 import * as instrument from "./internal/instrument.js"
 import * as SingletonContext from "./SingletonContext.js"
 import * as SingletonError from "./SingletonError.js"
-import * as SingletonMetrics from "./SingletonMetrics.js"
 import type * as Store from "./Store.js"
 
 /**
@@ -83,7 +86,10 @@ export interface Options<A, I, E, R> extends FencedState.Options<A, I> {
   readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
   /** How often a parked singleton (undecodable state) checks again; default 1 minute. */
   readonly parkedRecheck?: Duration.DurationInput | undefined
-  /** How long a superseded leader waits before claiming again, if it still owns the shard; default 30 seconds. */
+  /**
+   * How long a superseded leader waits before claiming again (if it still owns the shard): default
+   * {@link defaultStepDown}.
+   */
   readonly stepDown?: Duration.DurationInput | undefined
 }
 
@@ -100,16 +106,31 @@ export interface StatefulSingleton<A, R> extends Layer.Layer<never, never, R> {
 }
 
 /**
- * Exponential from 100 ms, doubling, jittered (×0.8–1.2), each delay capped at 30 seconds;
- * never ends, so an outage of the store does not kill the singleton.
+ * Exponential from 100 ms, doubling, each delay capped at 30 seconds, then jittered (×0.8–1.2,
+ * so 24–36 s once capped); never ends, so an outage of the store does not kill the singleton.
  *
  * @since 0.1.0
  * @category constants
  */
 export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis", 2).pipe(
-  Schedule.jittered,
-  Schedule.union(Schedule.spaced("30 seconds"))
+  Schedule.union(Schedule.spaced("30 seconds")),
+  // After the cap, or every capped delay would be exactly 30 s and singletons that lost the store
+  // together would retry in lockstep for as long as the outage lasts.
+  Schedule.jittered
 )
+
+/**
+ * 15 seconds. A superseded leader that still believes it owns the singleton's shard may just
+ * not have heard yet that the cluster moved it: a runner learns that at its next shard-lock
+ * refresh, every 10 seconds by default (`ShardingConfig.shardLockRefreshInterval`), and claiming
+ * before then would supersede the new leader. 15 s covers one refresh with a margin, and halves
+ * the leaderless time after a claim from outside the cluster (an operator's tool) compared with
+ * 30 s. With a longer lock refresh interval, set `stepDown` above it.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultStepDown: Duration.Duration = Duration.seconds(15)
 
 /**
  * @since 0.1.0
@@ -123,7 +144,7 @@ export const make = <A, I, E = never, R = never>(
   const shardGroup = options.shardGroup ?? "default"
   const retrySchedule = options.retry ?? defaultRetry
   const parkedRecheck = options.parkedRecheck ?? Duration.minutes(1)
-  const stepDown = options.stepDown ?? Duration.seconds(30)
+  const stepDown = options.stepDown ?? defaultStepDown
   const every = options.every
 
   const program = Effect.gen(function*() {
@@ -133,7 +154,17 @@ export const make = <A, I, E = never, R = never>(
     const holder = yield* SingletonContext.runnerAddress
     const retry = yield* Schedule.driver(retrySchedule)
 
-    // Waits out the retry backoff; false when the schedule has ended.
+    const placement: execution.Placement = {
+      kind: "singleton",
+      runnerAddress: holder,
+      shardId: Option.some(shardId.toString()),
+      ownsShard,
+      tick: Option.none()
+    }
+
+    // Claims and executions share one backoff, reset by any success: a store outage in which
+    // claims and runs fail in turn still backs off instead of starting over at the first delay.
+    // False once the schedule has ended.
     const backoff = (input: unknown) =>
       Effect.map(Effect.option(retry.next(input)), Option.isSome).pipe(
         Effect.tap((more) =>
@@ -146,79 +177,46 @@ export const make = <A, I, E = never, R = never>(
 
     const claim = Effect.gen(function*() {
       while (true) {
+        // The cluster interrupts a singleton whose shard moved, but not at once: a claim made in
+        // between would supersede the new owner's.
+        if (!(yield* ownsShard)) {
+          yield* Effect.logInfo("this runner does not own the singleton's shard: not claiming")
+          return "not owner" as const
+        }
         const claimed = yield* Effect.either(
           instrument.counted(name, "claim", state.claim(Option.isSome(holder) ? { holder: holder.value } : undefined))
         )
         if (claimed._tag === "Right") {
           yield* retry.reset
-          return Option.some(claimed.right)
+          return claimed.right
         }
         const error = claimed.left
         if (!error.isRetryable) {
           yield* Effect.logError("cannot claim the state: parking", error)
-          return Option.none()
+          return "parked" as const
         }
         yield* Effect.logWarning("cannot claim the state: retrying", error)
-        if (!(yield* backoff(error))) return Option.none()
+        if (!(yield* backoff(error))) return "parked" as const
       }
     })
 
     const lead = (lease: FencedState.Lease<A>) =>
       Effect.gen(function*() {
-        const superseded = yield* Deferred.make<SingletonError.SingletonError>()
-        const handle = instrument.lease(lease, (error) => Deferred.succeed(superseded, error))
-        const context = SingletonContext.SingletonContext.of({
-          name,
-          kind: "singleton",
-          epoch: lease.epoch,
-          isLeader: Effect.zipWith(ownsShard, lease.isCurrent, (owns, current) => owns && current),
-          runnerAddress: holder,
-          shardId: Option.some(shardId.toString()),
-          tick: Option.none()
-        })
-        const execution = Effect.scoped(options.run(handle)).pipe(
-          Effect.provideService(SingletonContext.SingletonContext, context)
-        )
         const next = every === undefined
           ? undefined
           : Schedule.isSchedule(every)
           ? Effect.map(Effect.option((yield* Schedule.driver(every)).next(undefined)), Option.isSome)
           : Effect.as(Effect.sleep(every), true)
 
-        const steppingDown = Effect.gen(function*() {
-          yield* Metric.increment(SingletonMetrics.executionsOf(name, "superseded"))
-          const error = yield* Deferred.poll(superseded)
-          yield* Effect.logWarning(
-            "another leader claimed the state: stepping down",
-            ...(Option.isSome(error) ? [yield* error.value] : [])
-          )
-          return "superseded" as const
-        })
-
         yield* instrument.seedGauge(name, lease)
         yield* Effect.logInfo("leading")
         while (true) {
-          const started = yield* Clock.currentTimeMillis
-          const exit = yield* Effect.raceFirst(
-            Effect.exit(execution),
-            Effect.as(Deferred.await(superseded), "superseded" as const)
-          )
-          const finished = yield* Clock.currentTimeMillis
-          yield* Metric.update(SingletonMetrics.executionDurationOf(name), (finished - started) / 1000)
-          if (exit === "superseded" || !(yield* lease.isCurrent)) return yield* steppingDown
-
-          let failure: Cause.Cause<unknown> | undefined = Exit.isFailure(exit) ? exit.cause : undefined
-          if (failure === undefined) {
-            const beat = yield* Effect.either(handle.heartbeat)
-            if (beat._tag === "Left") {
-              if (!(yield* lease.isCurrent)) return yield* steppingDown
-              failure = Cause.fail(beat.left)
-            }
+          const outcome = yield* execution.run(lease, placement, options.run)
+          if (outcome._tag === "Superseded") {
+            yield* Effect.logWarning("another leader claimed the state: stepping down", ...Option.toArray(outcome.error))
+            return "superseded" as const
           }
-
-          if (failure === undefined) {
-            yield* Metric.increment(SingletonMetrics.executionsOf(name, "success"))
-            yield* instrument.seedGauge(name, lease)
+          if (outcome._tag === "Succeeded") {
             yield* retry.reset
             if (next !== undefined) {
               if (!(yield* next)) {
@@ -231,27 +229,21 @@ export const make = <A, I, E = never, R = never>(
             if (!(yield* backoff(undefined))) return "parked" as const
             continue
           }
-
-          yield* Metric.increment(SingletonMetrics.executionsOf(name, "failure"))
-          if (isDecodeFailure(failure)) {
-            yield* Effect.logError("the stored state cannot be decoded: parking", failure)
+          if (isStoredStateUndecodable(outcome.cause)) {
+            yield* Effect.logError("the stored state cannot be decoded: parking", outcome.cause)
             return "parked" as const
           }
-          yield* Effect.logWarning("execution failed: retrying", failure)
-          if (!(yield* backoff(failure))) return "parked" as const
+          yield* Effect.logWarning("execution failed: retrying", outcome.cause)
+          if (!(yield* backoff(outcome.cause))) return "parked" as const
         }
       }).pipe(Effect.annotateLogs("epoch", lease.epoch))
 
     while (true) {
-      const lease = yield* claim
-      const ending = Option.isSome(lease) ? yield* lead(lease.value) : "parked"
-      if (ending === "parked") {
-        yield* Effect.sleep(parkedRecheck)
-        continue
-      }
-      do {
-        yield* Effect.sleep(stepDown)
-      } while (!(yield* ownsShard))
+      const claimed = yield* claim
+      const ending = typeof claimed === "string" ? claimed : yield* lead(claimed)
+      // Parked: until someone repairs the state. Superseded or not the owner: until the cluster
+      // has settled who owns the shard (the claim loop checks).
+      yield* Effect.sleep(ending === "parked" ? parkedRecheck : stepDown)
     }
   }).pipe(Effect.annotateLogs({ module: "StatefulSingleton", singleton: name }))
 
@@ -264,7 +256,10 @@ export const make = <A, I, E = never, R = never>(
   return Object.assign(layer, { name, state })
 }
 
-const isDecodeFailure = (cause: Cause.Cause<unknown>): boolean =>
+// A state the code produced that does not encode is a failure of this run, retried like any
+// other; only stored state that cannot be decoded parks the singleton.
+const isStoredStateUndecodable = (cause: Cause.Cause<unknown>): boolean =>
   Array.from(Cause.failures(cause)).some((error) =>
-    SingletonError.isSingletonError(error) && error.reason === "SchemaDecodeFailed"
+    SingletonError.isSingletonError(error) && error.reason === "SchemaDecodeFailed" &&
+    error.details?.direction !== "encode"
   )

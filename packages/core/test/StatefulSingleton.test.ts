@@ -10,9 +10,10 @@ import {
   TestKit
 } from "@durable-singleton/core"
 import * as EntityId from "@effect/cluster/EntityId"
+import * as Sharding from "@effect/cluster/Sharding"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Metric, Option, Schedule, Schema, TestClock } from "effect"
-import { count, gauge, on, reasonOf, stateIn } from "./helpers.js"
+import { Clock, Effect, Either, Layer, Metric, Option, Schedule, Schema, TestClock } from "effect"
+import { count, faulty, gauge, noFaults, on, reasonOf, stateIn } from "./helpers.js"
 
 interface Ack {
   readonly value: number
@@ -175,17 +176,10 @@ describe("StatefulSingleton", () => {
     }))
 
   describe("failures never crash-loop", () => {
-    // A backend whose writes fail while `failing` is set.
+    // Runners whose store writes suffer the returned faults.
     const flaky = () => {
-      const control = { failing: false }
-      const backend = (backend: Store.Backend): Store.Backend => ({
-        ...backend,
-        modifyOrInit: (key, f) =>
-          control.failing
-            ? Effect.fail(Store.systemError("modifyOrInit", new Error("connection refused")))
-            : backend.modifyOrInit(key, f)
-      })
-      return { control, backend }
+      const faults = noFaults()
+      return { faults, backend: (backend: Store.Backend) => faulty(backend, faults) }
     }
 
     // A counter that records when each execution starts, whether its update succeeds or not.
@@ -208,12 +202,12 @@ describe("StatefulSingleton", () => {
     it.scoped("store errors are retried with the backoff on the same claim, and the singleton recovers", () =>
       Effect.gen(function*() {
         const name = "store-outage"
-        const { control, backend } = flaky()
+        const { backend, faults } = flaky()
         const { attempts, singleton } = attemptingCounter(name, { every: "1 second", retry: Schedule.spaced("2 seconds") })
         const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
         yield* cluster.advance("2 seconds")
         const healthy = yield* stateIn(cluster.store, singleton.state)
-        control.failing = true
+        faults.lostRequests = Infinity
         const outageStart = attempts.length
         yield* cluster.advance("20 seconds")
         const duringOutage = attempts.length - outageStart
@@ -224,7 +218,7 @@ describe("StatefulSingleton", () => {
         expect(yield* count(SingletonMetrics.executionsOf(name, "failure"))).toBe(duringOutage)
         expect(yield* stateIn(cluster.store, singleton.state)).toEqual(healthy)
 
-        control.failing = false
+        faults.lostRequests = 0
         yield* cluster.advance("5 seconds")
         const stored = Option.getOrThrow(yield* on(cluster.store, singleton.state.read))
         expect(stored.epoch).toBe(1) // the same claim carried on
@@ -234,11 +228,11 @@ describe("StatefulSingleton", () => {
     it.scoped("the default retry backs off exponentially up to 30 s and resumes after a long outage", () =>
       Effect.gen(function*() {
         const name = "default-retry"
-        const { control, backend } = flaky()
+        const { backend, faults } = flaky()
         const { attempts, singleton } = attemptingCounter(name, { every: "1 second" })
         const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
         yield* cluster.advance("1 second")
-        control.failing = true
+        faults.lostRequests = Infinity
         const from = attempts.length
         yield* cluster.advance("3 minutes")
         const gaps = attempts.slice(from).map((at, i, all) => i === 0 ? 0 : at - all[i - 1]!).slice(1)
@@ -248,7 +242,11 @@ describe("StatefulSingleton", () => {
         expect(gaps[0]).toBeLessThanOrEqual(200)
         expect(Math.max(...gaps)).toBeLessThanOrEqual(36_000)
         expect(Math.max(...gaps)).toBeGreaterThanOrEqual(24_000)
-        control.failing = false
+        // jittered after the cap: capped delays differ, so runners do not retry in lockstep
+        const capped = gaps.filter((gap) => gap >= 24_000)
+        expect(capped.length).toBeGreaterThanOrEqual(3)
+        expect(new Set(capped).size).toBe(capped.length)
+        faults.lostRequests = 0
         yield* cluster.advance("40 seconds")
         expect(Option.getOrThrow(yield* stateIn(cluster.store, singleton.state))).toBeGreaterThan(2)
       }))
@@ -279,6 +277,97 @@ describe("StatefulSingleton", () => {
         expect(starts.slice(0, 6).map((at) => at - t0)).toEqual([0, 1000, 3000, 7000, 17000, 18000])
         expect(yield* count(SingletonMetrics.executionsOf(name, "failure"))).toBe(4)
         expect(yield* count(SingletonMetrics.executionsOf(name, "success"))).toBe(2)
+      }))
+
+    it.scoped("lost acknowledgements in a row are not a handoff: the sole leader carries on under its claim", () =>
+      Effect.gen(function*() {
+        const name = "lost-acks"
+        const { backend, faults } = flaky()
+        const { attempts, singleton } = attemptingCounter(name, { every: "1 second", retry: Schedule.spaced("1 second") })
+        const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
+        yield* cluster.advance("3 seconds")
+        faults.lostAcks = 2 // the next update and its heartbeat land, both acknowledgements are lost
+        yield* cluster.advance("10 seconds")
+        expect(yield* count(SingletonMetrics.executionsOf(name, "superseded"))).toBe(0)
+        expect(yield* count(SingletonMetrics.stateOperationsOf(name, "claim"))).toBe(1)
+        const stored = Option.getOrThrow(yield* on(cluster.store, singleton.state.read))
+        expect(stored.epoch).toBe(1)
+        // every attempt landed, the one whose acknowledgement was lost included
+        expect(stored.state).toBe(attempts.length)
+      }))
+
+    it.scoped("a heartbeat that fails after a successful run counts as a failure and is retried with the backoff", () =>
+      Effect.gen(function*() {
+        const name = "heartbeat-fails"
+        const { backend, faults } = flaky()
+        const starts: Array<number> = []
+        const singleton = StatefulSingleton.make({
+          name,
+          schema: Schema.Number,
+          initial: 0,
+          every: "10 seconds",
+          retry: Schedule.spaced("2 seconds"),
+          run: (state) =>
+            Effect.gen(function*() {
+              starts.push(yield* Clock.currentTimeMillis)
+              yield* state.update((n) => n + 1)
+              if (starts.length === 1) faults.lostRequests = 1 // the heartbeat's write
+            })
+        })
+        const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
+        yield* cluster.advance("15 seconds")
+        expect(starts.map((at) => at - starts[0]!)).toEqual([0, 2000, 12000])
+        expect(yield* count(SingletonMetrics.stateErrorsOf(name, "HeartbeatFailed"))).toBe(1)
+        expect(yield* count(SingletonMetrics.executionsOf(name, "failure"))).toBe(1)
+        expect(yield* count(SingletonMetrics.executionsOf(name, "success"))).toBe(2)
+        const stored = Option.getOrThrow(yield* on(cluster.store, singleton.state.read))
+        expect(stored.lastSuccessAt).toEqual(Option.some(starts[2]!))
+      }))
+
+    it.scoped("a successful claim resets the backoff that its failed attempts grew", () =>
+      Effect.gen(function*() {
+        const name = "claim-resets-backoff"
+        const { backend, faults } = flaky()
+        faults.lostRequests = 3 // the first three claims
+        const starts: Array<number> = []
+        const singleton = StatefulSingleton.make({
+          name,
+          schema: Schema.Number,
+          initial: 0,
+          every: "1 minute",
+          retry: Schedule.exponential("1 second"),
+          run: () =>
+            Effect.flatMap(Clock.currentTimeMillis, (now) => {
+              starts.push(now)
+              return starts.length === 1 ? Effect.fail("boom") : Effect.void
+            })
+        })
+        const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"], backend })
+        yield* cluster.advance("20 seconds")
+        expect(yield* count(SingletonMetrics.stateOperationsOf(name, "claim"))).toBe(4) // after 1 + 2 + 4 s
+        expect(starts.map((at) => at - starts[0]!)).toEqual([0, 1000]) // not 8 s: the backoff started over
+      }))
+
+    it.scoped("a run whose new state does not encode is retried with the backoff, not parked", () =>
+      Effect.gen(function*() {
+        const name = "does-not-encode"
+        let runs = 0
+        const singleton = StatefulSingleton.make({
+          name,
+          schema: Schema.Int,
+          initial: 0,
+          every: "10 seconds",
+          retry: Schedule.spaced("1 second"),
+          parkedRecheck: "1 hour",
+          run: (state) => Effect.asVoid(state.update((n) => ++runs === 1 ? n + 0.5 : n + 1))
+        })
+        const cluster = yield* TestKit.make({ layer: singleton, runners: ["a"] })
+        yield* cluster.advance("3 seconds")
+        expect(runs).toBe(2)
+        expect(yield* stateIn(cluster.store, singleton.state)).toEqual(Option.some(1))
+        expect(yield* count(SingletonMetrics.stateErrorsOf(name, "SchemaDecodeFailed"))).toBe(1)
+        expect(yield* count(SingletonMetrics.executionsOf(name, "failure"))).toBe(1)
+        expect(yield* count(SingletonMetrics.stateOperationsOf(name, "claim"))).toBe(1)
       }))
 
     it.scoped("a run that completes without `every` is run again after the backoff, with a heartbeat each time", () =>
@@ -408,7 +497,87 @@ describe("StatefulSingleton", () => {
       }))
   })
 
-  it.scoped("run sees its handler context: name, epoch, leadership, runner address and shard", () =>
+  describe("shard ownership", () => {
+    // The cluster interrupts a singleton whose shard moved, but asynchronously. To hold that
+    // window open, the singleton sees a Sharding whose ownership the test can take away while
+    // the real cluster keeps running it.
+    const withOwnership = <E, R>(layer: Layer.Layer<never, E, R>) => {
+      const ownership = { owns: true }
+      const sharding = Layer.effect(
+        Sharding.Sharding,
+        Effect.map(Sharding.Sharding, (sharding) =>
+          Sharding.Sharding.of({
+            ...sharding,
+            hasShardId: (shardId) => ownership.owns && sharding.hasShardId(shardId)
+          }))
+      )
+      return { ownership, layer: layer.pipe(Layer.provide(sharding)) }
+    }
+
+    it.scoped("no claim is made while this runner does not own the shard: neither after stepping down nor while retrying a claim", () =>
+      Effect.gen(function*() {
+        const name = "ownership"
+        const faults = noFaults()
+        const { acks, singleton } = counter(name, { stepDown: "2 seconds", retry: Schedule.spaced("1 second") })
+        const { layer, ownership } = withOwnership(singleton)
+        const cluster = yield* TestKit.make({ layer, runners: ["a"], backend: (backend) => faulty(backend, faults) })
+        const claims = count(SingletonMetrics.stateOperationsOf(name, "claim"))
+        yield* cluster.advance("3 seconds")
+        expect(yield* claims).toBe(1)
+
+        // The shard is gone and someone else claimed: the leader steps down and stays down.
+        ownership.owns = false
+        const successor = yield* on(cluster.store, singleton.state.claim({ holder: "successor" }))
+        yield* cluster.advance("10 seconds")
+        expect(yield* count(SingletonMetrics.executionsOf(name, "superseded"))).toBe(1)
+        expect(yield* claims).toBe(1)
+        expect(yield* successor.update((n) => n + 100)).toBe(acks.length + 100)
+
+        // Owning it again while the store is down: claims are retried every second...
+        faults.lostRequests = Infinity
+        ownership.owns = true
+        yield* cluster.advance("4 seconds")
+        const retried = yield* claims
+        expect(retried).toBeGreaterThanOrEqual(3)
+        // ...until the shard is lost again: no more attempts, even once the store is back.
+        ownership.owns = false
+        faults.lostRequests = 0
+        yield* cluster.advance("10 seconds")
+        expect(yield* claims).toBe(retried)
+        expect(Option.getOrThrow(yield* on(cluster.store, singleton.state.inspect)).epoch).toBe(2)
+
+        ownership.owns = true
+        yield* cluster.advance("4 seconds")
+        expect(Option.getOrThrow(yield* on(cluster.store, singleton.state.inspect)).epoch).toBe(3)
+        expect(reasonOf(yield* Effect.exit(successor.update((n) => n + 1)))).toBe("LeaderHandoffFailed")
+      }))
+
+    it.scoped("isLeader turns false once the shard has moved, before the old lease learns anything", () =>
+      Effect.gen(function*() {
+        const name = "moving-leader"
+        const contexts: Array<SingletonContext.Service> = []
+        const singleton = StatefulSingleton.make({
+          name,
+          schema: Schema.Number,
+          initial: 0,
+          run: () =>
+            Effect.flatMap(SingletonContext.SingletonContext, (context) =>
+              Effect.zipRight(Effect.sync(() => contexts.push(context)), Effect.never))
+        })
+        const cluster = yield* TestKit.make({ layer: singleton, runners: ["a", "b"] })
+        yield* cluster.advance("2 seconds")
+        const leader = cluster.owners(name)[0]!
+        const first = contexts[0]!
+        expect(yield* first.isLeader).toBe(true)
+        yield* cluster.stop(leader)
+        yield* cluster.advance("5 seconds")
+        expect(contexts.map((context) => context.epoch)).toEqual([1, 2])
+        expect(yield* first.isLeader).toBe(false)
+        expect(yield* contexts[1]!.isLeader).toBe(true)
+      }))
+  })
+
+  it.scoped("run sees its handler context: name, epoch, fencing token, leadership, runner address and shard", () =>
     Effect.gen(function*() {
       const name = "context"
       const seen: Array<SingletonContext.Service> = []
@@ -430,10 +599,12 @@ describe("StatefulSingleton", () => {
       expect(seen).toHaveLength(1)
       const context = seen[0]!
       const sharding = Option.getOrThrow(cluster.sharding("a"))
+      const stored = Either.getOrThrow(StateEnvelope.parse(Option.getOrThrow(yield* cluster.store.get(singleton.state.key))))
       expect(context).toMatchObject({
         name,
         kind: "singleton",
         epoch: 1,
+        token: stored.token,
         runnerAddress: Option.some("a:34431"),
         shardId: Option.some(sharding.getShardId(EntityId.make(name), "default").toString()),
         tick: Option.none()

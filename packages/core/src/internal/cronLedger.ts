@@ -17,8 +17,18 @@ export const Ledger = Schema.Struct({
   format: Schema.Literal("durable-singleton/cron-ledger/1"),
   /** The latest tick that began (or was skipped as late), in epoch milliseconds. */
   lastTick: Schema.NullOr(Schema.Number),
-  /** The execution in progress, if any. */
-  running: Schema.NullOr(Schema.Struct({ tick: Schema.Number, token: Schema.String, startedAt: Schema.Number })),
+  /**
+   * The execution holding the job's slot, if any. If it never records its end, the slot is
+   * free again at `expiresAt` (its deadline plus the interruption grace).
+   */
+  running: Schema.NullOr(Schema.Struct({
+    tick: Schema.Number,
+    token: Schema.String,
+    startedAt: Schema.Number,
+    expiresAt: Schema.Number
+  })),
+  /** The token of the last execution whose end was recorded: a retried `finish` counts once. */
+  finished: Schema.NullOr(Schema.String),
   counts: Schema.Struct({
     completed: Count,
     failed: Count,
@@ -38,6 +48,7 @@ const empty: Ledger = {
   format: "durable-singleton/cron-ledger/1",
   lastTick: null,
   running: null,
+  finished: null,
   counts: { completed: 0, failed: 0, skippedDuplicate: 0, skippedOverlap: 0, skippedLate: 0 }
 }
 
@@ -69,15 +80,24 @@ const counted = (ledger: Ledger, outcome: SingletonMetrics.CronOutcome): Ledger 
   counts: { ...ledger.counts, [countField[outcome]]: ledger.counts[countField[outcome]] + 1 }
 })
 
+/** @internal */
+export interface Begun {
+  readonly outcome: "run" | Skip
+  /** The tick of an execution whose slot had expired without its end recorded: counted as failed. */
+  readonly abandoned: Option.Option<number>
+}
+
 /**
  * Whether the delivery of `tick` may run, and the ledger after deciding (skips are counted):
  *
- * - an execution is in progress (started less than `maxExecutionMillis` ago): the same tick is a
- *   duplicate, another tick would overlap it;
+ * - an execution holds the slot (until its `expiresAt`): the same tick is a duplicate, another
+ *   tick would overlap it;
+ * - an execution whose slot expired never recorded its end (its runner crashed, or it did not
+ *   stop within its deadline and grace): it is counted as failed and the slot is free;
  * - the tick is not newer than the last tick that began: a duplicate (a tick runs at most once,
  *   even when it is delivered again after its execution was cut short);
  * - the tick is late: skipped (and remembered, so that a redelivery counts as a duplicate);
- * - otherwise it begins: `running` is set with this execution's token.
+ * - otherwise it begins: `running` is set with this execution's token, until `expiresAt`.
  *
  * @internal
  */
@@ -88,32 +108,45 @@ export const begin = (
     readonly now: number
     readonly token: string
     readonly late: boolean
-    readonly maxExecutionMillis: number
+    readonly expiresAt: number
   }
-): readonly [outcome: "run" | Skip, next: Ledger] => {
+): readonly [begun: Begun, next: Ledger] => {
   const running = ledger.running
-  if (running !== null && running.startedAt + request.maxExecutionMillis > request.now) {
+  if (running !== null && running.expiresAt > request.now) {
     const skip = running.tick === request.tick ? "skipped_duplicate" : "skipped_overlap"
-    return [skip, counted(ledger, skip)]
+    return [{ outcome: skip, abandoned: Option.none() }, counted(ledger, skip)]
   }
-  if (ledger.lastTick !== null && request.tick <= ledger.lastTick) {
-    return ["skipped_duplicate", counted(ledger, "skipped_duplicate")]
+  const abandoned = Option.map(Option.fromNullable(running), (running) => running.tick)
+  const free = running === null ? ledger : counted({ ...ledger, running: null }, "failed")
+  if (free.lastTick !== null && request.tick <= free.lastTick) {
+    return [{ outcome: "skipped_duplicate", abandoned }, counted(free, "skipped_duplicate")]
   }
   if (request.late) {
-    return ["skipped_late", counted({ ...ledger, lastTick: request.tick }, "skipped_late")]
+    return [{ outcome: "skipped_late", abandoned }, counted({ ...free, lastTick: request.tick }, "skipped_late")]
   }
-  return ["run", {
-    ...ledger,
+  return [{ outcome: "run", abandoned }, {
+    ...free,
     lastTick: request.tick,
-    running: { tick: request.tick, token: request.token, startedAt: request.now }
+    running: { tick: request.tick, token: request.token, startedAt: request.now, expiresAt: request.expiresAt }
   }]
 }
 
 /**
- * Records how an execution ended; only the execution that set `running` clears it (one that
- * outlived `maxExecutionMillis` may have been replaced since).
+ * Records how the execution of `token` ended and frees the slot, only if that execution still
+ * holds it (one that outlived its slot may have been replaced since, and was then counted as
+ * failed by the next `begin`). Idempotent: a retry after a lost acknowledgement changes nothing
+ * and still answers `"recorded"`. `"not held"` also answers a release after a `begin` that did
+ * not land. `Option.none()`: nothing to write.
  *
  * @internal
  */
-export const finish = (ledger: Ledger, token: string, outcome: "completed" | "failed"): Ledger =>
-  counted(ledger.running?.token === token ? { ...ledger, running: null } : ledger, outcome)
+export const finish = (
+  ledger: Ledger,
+  token: string,
+  outcome: "completed" | "failed"
+): readonly [result: "recorded" | "not held", next: Option.Option<Ledger>] => {
+  if (ledger.running?.token === token) {
+    return ["recorded", Option.some(counted({ ...ledger, running: null, finished: token }, outcome))]
+  }
+  return [ledger.finished === token ? "recorded" : "not held", Option.none()]
+}
