@@ -6,8 +6,8 @@
  *
  * 1. **The remembered version** (one round trip): if this store read or wrote the key last, it
  *    knows the value and the version it had, runs `f` on that value and writes with
- *    `UPDATE … WHERE version = $v`. A version is the id of the transaction that wrote the row,
- *    never reused, so a matching version means `f` saw the current value: the write is exact,
+ *    `UPDATE … WHERE version = $v`. A version is drawn at random for every write (64 bits, see
+ *    `Sql.newVersion`), so a matching version means `f` saw the current value: the write is exact,
  *    and a wrong guess (another client wrote since) only costs the failed `UPDATE`. A decision
  *    to write nothing is not trusted to the memory: it goes on to step 2, which reads.
  * 2. **Compare-and-set** (two round trips): read value and version, run `f`, write with
@@ -131,9 +131,10 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
         if (known === undefined) return undefined
         const [[a, next], encoded] = decideAndEncode(f, Option.some(copy(known.value)))
         if (encoded === undefined) return undefined
-        const row = (await lease.execute(s.compareAndSet, [ns, k, encoded, known.version])).rows[0]
+        const version = Sql.newVersion()
+        const row = (await lease.execute(s.compareAndSet, [ns, k, encoded, known.version, version])).rows[0]
         if (row === undefined) return undefined
-        versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, row[0])
+        versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, version)
         return { a }
       }
 
@@ -148,11 +149,12 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
         }
         const [[a, next], encoded] = decideAndEncode(f, current)
         if (encoded === undefined) return { a }
+        const version = Sql.newVersion()
         const written = read === undefined
-          ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded])).rows[0]
-          : (await lease.execute(s.compareAndSet, [ns, k, encoded, read[1]])).rows[0]
+          ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded, version])).rows[0]
+          : (await lease.execute(s.compareAndSet, [ns, k, encoded, read[1], version])).rows[0]
         if (written === undefined) return undefined
-        versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, written[0])
+        versions.remember(key, (next as Option.Some<Store.Value>).value, encoded.length, version)
         return { a }
       }
 
@@ -166,11 +168,12 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
               read === undefined ? Option.none() : Option.some(decode(read[0]))
             )
             if (encoded === undefined) return a
+            const version = Sql.newVersion()
             const row = read === undefined
-              ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded])).rows[0]
-              : (await lease.execute(s.update, [ns, k, encoded])).rows[0]
+              ? (await lease.execute(s.insertIfAbsent, [ns, k, encoded, version])).rows[0]
+              : (await lease.execute(s.update, [ns, k, encoded, version])).rows[0]
             if (row !== undefined) {
-              written = { value: (next as Option.Some<Store.Value>).value, size: encoded.length, version: row[0] }
+              written = { value: (next as Option.Some<Store.Value>).value, size: encoded.length, version }
               return a
             }
             if (races >= maxInsertRaces) {
@@ -205,8 +208,9 @@ export const make = (options: Options): Effect.Effect<Store.Backend, never, Scop
           plain("set", async (lease) => {
             versions.forget(key)
             const encoded = Store.encodeTagged(value)
-            const row = (await lease.execute(s.set, [ns, utf8.encode(key), encoded])).rows[0]!
-            versions.remember(key, value, encoded.length, row[0])
+            const version = Sql.newVersion()
+            await lease.execute(s.set, [ns, utf8.encode(key), encoded, version])
+            versions.remember(key, value, encoded.length, version)
           }, key),
         remove: (key) =>
           plain("remove", async (lease) => {

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { createHash } from "node:crypto"
+import { createHash, randomFillSync } from "node:crypto"
 
 /** Unquoted-looking identifiers only: letters, digits and `_`, at most 63 bytes (NAMEDATALEN). */
 const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
@@ -51,10 +51,31 @@ const named = (text: string): Statement => ({
   text
 })
 
-// The version of a row is the id of the transaction that wrote it: unique across the key's whole
-// life, so a key that is removed and created again never returns to an old version (no ABA for
-// the compare-and-set). Every write to a row is the only write to it in its transaction.
-const writeVersion = "txid_current()"
+/**
+ * A new version for a row being written: 64 random bits (as decimal text), drawn by the store for
+ * every write. A key that is removed and created again, or rewritten with the same value, never
+ * comes back to a version someone saw before (no ABA for the compare-and-set), except with
+ * probability 2⁻⁶⁴ per comparison, whatever the server's history.
+ *
+ * Not the writing transaction's id (`txid_current()`, what this store used first): ids are reused
+ * when a cluster goes back in time or is replaced (a point-in-time recovery, the promotion of an
+ * asynchronous standby that missed the last transactions, a dump restored into another cluster,
+ * whose counter is behind the restored rows' versions), and the pool reconnects through the same
+ * address without the store noticing. A store that remembered a version from before could then
+ * match a row written since, in a transaction that got the same id, and overwrite it with an
+ * update computed from an older value: a lost update, and a way around core's fencing.
+ */
+export const newVersion = (): string => {
+  if (nextRandom === randoms.length) {
+    randomFillSync(randoms)
+    nextRandom = 0
+  }
+  return randoms[nextRandom++]!.toString()
+}
+
+// Drawn in batches: one system call per 256 writes.
+const randoms = new BigInt64Array(256)
+let nextRandom = randoms.length
 
 /** Statements for `schema.table`; both must satisfy {@link isIdentifier}. */
 export const make = (schema: string, table: string): Statements => {
@@ -76,27 +97,24 @@ export const make = (schema: string, table: string): Statements => {
 ) WITH (fillfactor = 80)`,
     get: named(`SELECT value FROM ${t} WHERE ${where}`),
     has: named(`SELECT 1 FROM ${t} WHERE ${where}`),
+    // $4, $5: versions (see newVersion)
     set: named(
-      `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, ${writeVersion}, now()) ` +
-        `ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at ` +
-        `RETURNING version`
+      `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, $4, now()) ` +
+        `ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at`
     ),
     remove: named(`DELETE FROM ${t} WHERE ${where}`),
     size: named(`SELECT count(*) FROM ${t} WHERE namespace = $1`),
     clear: named(`DELETE FROM ${t} WHERE namespace = $1`),
     read: named(`SELECT value, version FROM ${t} WHERE ${where}`),
     compareAndSet: named(
-      `UPDATE ${t} SET value = $3, version = ${writeVersion}, updated_at = now() WHERE ${where} AND version = $4 ` +
-        `RETURNING version`
+      `UPDATE ${t} SET value = $3, version = $5, updated_at = now() WHERE ${where} AND version = $4 RETURNING 1`
     ),
     insertIfAbsent: named(
-      `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, ${writeVersion}, now()) ` +
-        `ON CONFLICT (namespace, key) DO NOTHING RETURNING version`
+      `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, $4, now()) ` +
+        `ON CONFLICT (namespace, key) DO NOTHING RETURNING 1`
     ),
     readForUpdate: named(`SELECT value FROM ${t} WHERE ${where} FOR UPDATE`),
-    update: named(
-      `UPDATE ${t} SET value = $3, version = ${writeVersion}, updated_at = now() WHERE ${where} RETURNING version`
-    )
+    update: named(`UPDATE ${t} SET value = $3, version = $4, updated_at = now() WHERE ${where} RETURNING 1`)
   }
 }
 
