@@ -128,16 +128,16 @@ const serverUrl = (kind: "postgres" | "redis"): Effect.Effect<string, SetupError
     const fromEnv = process.env[variable]
     if (fromEnv !== undefined && fromEnv !== "") return fromEnv
     const script = path.join(repoRoot, "scripts", "servers.sh")
-    const alreadyRunning = fs.existsSync(path.join(repoRoot, ".tmp", "servers.env"))
     const cannot = (why: string) =>
       new SetupError({
         message: `${variable} is not set and the project's ${kind} server could not be started (${why}).\n` +
           `Set ${variable}, or install the servers once with: bash scripts/setup.sh`
       })
     process.stderr.write(`${variable} is not set: starting the project's throwaway ${kind} server (scripts/servers.sh)\n`)
+    // Stops only a server this run started (`start` says which it started and which it reused).
     const exports = yield* Effect.acquireRelease(
       Effect.mapError(run("bash", [script, "start", kind]), (error) => cannot(error)),
-      () => alreadyRunning ? Effect.void : Effect.ignore(run("bash", [script, "stop"]))
+      (exports) => exports.includes(`# started ${kind}`) ? Effect.ignore(run("bash", [script, "stop", kind])) : Effect.void
     )
     const line = exports.split("\n").find((line) => line.startsWith(`export ${variable}=`))
     if (line === undefined) return yield* Effect.fail(cannot("scripts/servers.sh printed no URL"))

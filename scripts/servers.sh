@@ -2,7 +2,7 @@
 # Throwaway PostgreSQL and Redis servers for tests, benchmarks and CI.
 #
 #   bash scripts/servers.sh start [postgres|redis|all]   # default: all
-#   bash scripts/servers.sh stop
+#   bash scripts/servers.sh stop [postgres|redis|all]      # default: all
 #   bash scripts/servers.sh status
 #   bash scripts/servers.sh env                          # eval "$(bash scripts/servers.sh env)"
 #
@@ -16,7 +16,9 @@
 # Output contract of `start` (for test helpers): stdout carries only lines of the form
 #   export DATABASE_URL=postgres://postgres@127.0.0.1:PORT/postgres
 #   export REDIS_URL=redis://127.0.0.1:PORT/0
-# one per running server; every progress or error message goes to stderr. Exit code is
+# one per running server, then one comment line per requested server, `# started NAME`
+# or `# reused NAME` (so a caller stops only what it started); every progress or error
+# message goes to stderr. Exit code is
 # non-zero if a requested server could not be started.
 #
 # This script never installs anything: run `bash scripts/setup.sh` first.
@@ -418,6 +420,7 @@ start_redis() {
 
 cmd_start() {
   local what="${1:-all}" want_pg=0 want_redis=0
+  local outcome=()
   case "$what" in
     all) want_pg=1 want_redis=1 ;;
     postgres | postgresql | pg) want_pg=1 ;;
@@ -439,6 +442,7 @@ cmd_start() {
   if ((want_pg)); then
     if pg_alive; then
       log "reusing postgres on 127.0.0.1:$PG_PORT (pid $PG_PID)"
+      outcome+=("# reused postgres")
     else
       [[ -n "$PG_PORT$PG_PID" ]] && log "recorded postgres is gone or not answering; starting a new one"
       stop_postgres
@@ -446,11 +450,13 @@ cmd_start() {
       ensure_servers_dir
       start_postgres
       save_state
+      outcome+=("# started postgres")
     fi
   fi
   if ((want_redis)); then
     if redis_alive; then
       log "reusing redis on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
+      outcome+=("# reused redis")
     else
       [[ -n "$REDIS_PORT$REDIS_PID" ]] && log "recorded redis is gone or not answering; starting a new one"
       stop_redis
@@ -458,12 +464,20 @@ cmd_start() {
       ensure_servers_dir
       start_redis
       save_state
+      outcome+=("# started redis")
     fi
   fi
   url_lines
+  # For callers that stop only what they started (comments: harmless to `eval`).
+  printf '%s\n' "${outcome[@]}"
 }
 
-cmd_stop() {
+cmd_stop() { # stop [postgres|redis|all]
+  local what="${1:-all}"
+  case "$what" in
+    all | postgres | postgresql | pg | redis) ;;
+    *) usage ;;
+  esac
   take_lock
   load_state
   if [[ ! -f "$ENV_FILE" ]]; then
@@ -475,11 +489,15 @@ cmd_stop() {
     log "postgres binaries not found; stopping postgres by signal"
     PG_BIN="/nonexistent"
   fi
-  stop_postgres || true
-  stop_redis || true
-  remove_servers_dir
-  rm -f "$ENV_FILE"
-  log "stopped"
+  if [[ "$what" != redis ]]; then stop_postgres || true; PG_PORT="" PG_PID="" PG_DATA=""; fi
+  if [[ "$what" == all || "$what" == redis ]]; then stop_redis || true; REDIS_PORT="" REDIS_PID=""; fi
+  if [[ -z "$PG_PORT$PG_PID$REDIS_PORT$REDIS_PID" ]]; then
+    remove_servers_dir
+    rm -f "$ENV_FILE"
+  else
+    save_state
+  fi
+  log "stopped $what"
 }
 
 cmd_status() {
@@ -520,7 +538,7 @@ cmd_env() {
 
 case "${1:-}" in
   start) shift; [[ $# -le 1 ]] || usage; cmd_start "$@" ;;
-  stop) cmd_stop ;;
+  stop) shift; [[ $# -le 1 ]] || usage; cmd_stop "$@" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   *) usage ;;

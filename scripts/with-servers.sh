@@ -15,12 +15,10 @@ wanted=()
 
 started=()
 if ((${#wanted[@]} > 0)); then
-  already_running=0
-  [[ -f .tmp/servers.env ]] && already_running=1
   for server in "${wanted[@]}"; do
     if exports=$(bash scripts/servers.sh start "$server"); then
       eval "$exports"
-      ((already_running)) || started+=("$server")
+      [[ "$exports" == *"# started $server"* ]] && started+=("$server")
     elif [[ "${CI:-}" == "true" ]]; then
       echo "with-servers: CI=true and no $server server could be started: failing (see the messages above)" >&2
       exit 1
@@ -34,7 +32,8 @@ if ((${#wanted[@]} > 0)); then
 fi
 
 stop_started() {
-  if ((${#started[@]} > 0)); then bash scripts/servers.sh stop >&2 || true; fi
+  local server
+  for server in "${started[@]}"; do bash scripts/servers.sh stop "$server" >&2 || true; done
 }
 trap stop_started EXIT
 
