@@ -6,11 +6,15 @@ import type { Store } from "@durable-singleton/core"
 import { PgStore } from "@durable-singleton/store-postgres"
 import { RedisStore } from "@durable-singleton/store-redis"
 import { SqliteStore } from "@durable-singleton/store-sqlite"
+import * as Reactivity from "@effect/experimental/Reactivity"
 import type { PlatformError } from "@effect/platform/Error"
-import type { Effect, Scope } from "effect"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { Effect, type Scope } from "effect"
 
 export type Location =
   | { readonly kind: "sqlite"; readonly filename: string; readonly namespace: string }
+  // The variant on an application's SqliteClient (one connection of its own per process).
+  | { readonly kind: "sqlite-client"; readonly filename: string; readonly namespace: string }
   | { readonly kind: "postgres"; readonly url: string; readonly table: string; readonly namespace: string }
   | { readonly kind: "redis"; readonly url: string; readonly prefix?: string; readonly namespace: string }
 
@@ -18,6 +22,16 @@ export const open = (location: Location): Effect.Effect<Store.Store, PlatformErr
   switch (location.kind) {
     case "sqlite":
       return SqliteStore.make({ filename: location.filename, namespace: location.namespace })
+    case "sqlite-client":
+      return Effect.flatMap(
+        Effect.provide(SqliteClient.make({ filename: location.filename }), Reactivity.layer),
+        (sql) =>
+          Effect.provideService(
+            SqliteStore.makeSqlClient({ namespace: location.namespace, busyTimeout: 2 }),
+            SqliteClient.SqliteClient,
+            sql
+          )
+      )
     case "postgres":
       return PgStore.make({ url: location.url, table: location.table, namespace: location.namespace, maxConnections: 4 })
     case "redis":

@@ -197,6 +197,13 @@ describe("SqliteStore (own connection)", () => {
       expect(tablesIn(filename)).toEqual(["durable_singleton_kv"])
     }).pipe(Effect.scoped), 120_000)
 
+  it.scoped("an in-memory database opens (its journal cannot be WAL, and no other connection shares it)", () =>
+    Effect.gen(function*() {
+      const store = yield* SqliteStore.make({ filename: ":memory:" })
+      yield* store.set("k", "0")
+      expect(yield* store.modify("k", increment)).toEqual(Option.some("1"))
+    }))
+
   it.effect("layerConfig reads its options from Config; a missing filename is a ConfigError", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile
@@ -230,6 +237,12 @@ describe("SqliteStore (on a SqliteClient)", () => {
       expect(yield* shared.get("text")).toEqual(Option.some("a\u0000b"))
       expect(yield* owned.getUint8Array("bytes")).toEqual(Option.some(new Uint8Array([0, 1])))
     }))
+
+  it.live("4 processes × 250 modify increments, each process on its own SqliteClient, end at exactly 1000", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile
+      yield* Increments.expectExact({ kind: "sqlite-client", filename, namespace: "multi-process" })
+    }).pipe(Effect.scoped), 120_000)
 
   it.live("other fibers' statements on the client never enter the store's transactions", () =>
     Effect.gen(function*() {

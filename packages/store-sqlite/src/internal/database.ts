@@ -6,18 +6,16 @@
  *
  * @internal
  */
-import type * as Store from "@durable-singleton/core/Store"
+import * as Store from "@durable-singleton/core/Store"
 import type * as PlatformError from "@effect/platform/Error"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
+import type { Synchronous } from "../SqliteStore.js"
 import { FunctionThrew, toPlatformError } from "./errors.js"
 import { type BusyPolicy, isBusy, retryAfterBusy } from "./retry.js"
 import * as Schema from "./schema.js"
-
-/** @internal */
-export type Synchronous = "OFF" | "NORMAL" | "FULL" | "EXTRA"
 
 /** @internal */
 export interface Config {
@@ -63,7 +61,17 @@ export const make = (config: Config): Effect.Effect<Store.Backend, PlatformError
     // file at once can be busy here. CREATE TABLE IF NOT EXISTS inside BEGIN IMMEDIATE makes
     // concurrent creation serialise instead of racing on the schema.
     const sql = Schema.statements(config.table)
-    yield* op(makeMethod, () => db.pragma("journal_mode = WAL"))
+    // SQLite answers with the mode it is in: it keeps the old one when it cannot switch (a
+    // read-only file, a file system without shared memory). An in-memory database has no other
+    // connection to coordinate with, so its "memory" journal is fine.
+    const journalMode = yield* op(makeMethod, () => db.pragma("journal_mode = WAL", { simple: true }))
+    if (journalMode !== "wal" && journalMode !== "memory") {
+      return yield* Effect.fail(Store.systemError(makeMethod, undefined, {
+        reason: "BadResource",
+        description: `cannot put ${config.filename} in WAL mode (journal_mode stays ${JSON.stringify(journalMode)}): ` +
+          "readers would block the writer across processes"
+      }))
+    }
     yield* op(makeMethod, () => db.pragma(`synchronous = ${config.synchronous}`))
     yield* op(makeMethod, () => db.transaction(() => db.exec(sql.createTable)).immediate())
 
