@@ -19,7 +19,6 @@
  *
  * @since 0.1.0
  */
-import * as MemoryStore from "@durable-singleton/core/MemoryStore"
 import * as Store from "@durable-singleton/core/Store"
 import type * as PlatformError from "@effect/platform/Error"
 import * as Duration from "effect/Duration"
@@ -27,20 +26,26 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Conformance from "./Conformance.js"
+import { mapOperations } from "./internal/backend.js"
+import * as MemorySubject from "./MemorySubject.js"
 import * as Subject from "./Subject.js"
 
 /**
- * Storage shared by the clients of a broken store.
+ * Storage shared by the clients of a broken store: the reference subject's (which the suite
+ * can disrupt), and what the flaws keep beside it.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Storage {
-  readonly memory: MemoryStore.Storage
+export interface Storage extends MemorySubject.Storage {
   /** Every namespace a client was opened on (for the flaws that ignore namespaces). */
   readonly namespaces: Set<string>
   /** Keys removed but still counted, per namespace (for the soft-delete flaw). */
   readonly tombstones: Map<string, Set<string>>
+  /** The namespace that wrote each stored key of a flat key space (for the joined-namespace flaw). */
+  readonly owners: Map<string, string>
+  /** Keys counted per namespace, kept beside the data (for the size-counter flaw). */
+  readonly counts: Map<string, number>
 }
 
 /**
@@ -55,11 +60,17 @@ export interface BrokenStore {
   readonly caughtBy: Conformance.FamilyId
 }
 
-const makeStorage = (): Storage => ({ memory: MemoryStore.makeStorage(), namespaces: new Set(), tombstones: new Map() })
+const makeStorage = (): Storage => ({
+  ...MemorySubject.makeStorage(),
+  namespaces: new Set(),
+  tombstones: new Map(),
+  owners: new Map(),
+  counts: new Map()
+})
 
 const backendOf = (storage: Storage, namespace: string): Effect.Effect<Store.Backend, never, Scope.Scope> => {
   storage.namespaces.add(namespace)
-  return MemoryStore.makeBackend({ storage: storage.memory, namespace })
+  return MemorySubject.makeBackend(storage, namespace)
 }
 
 // A network round trip: other fibers (and other callbacks) run between a read and a write.
@@ -76,7 +87,8 @@ const broken = (
   subject: Subject.make({
     name: `broken: ${name}`,
     acquire: Effect.sync(makeStorage),
-    client: (storage, { namespace }) => client(storage, namespace)
+    client: (storage, { namespace }) => client(storage, namespace),
+    disrupt: MemorySubject.disrupt
   })
 })
 
@@ -179,7 +191,7 @@ export const namespaceBlindClearAndSize: BrokenStore = broken(
   fromBackend((backend, storage) => {
     const everyNamespace = <A>(f: (backend: Store.Backend) => Effect.Effect<A, PlatformError.PlatformError>) =>
       Effect.forEach(storage.namespaces, (namespace) =>
-        Effect.scoped(Effect.flatMap(MemoryStore.makeBackend({ storage: storage.memory, namespace }), f)))
+        Effect.scoped(Effect.flatMap(MemorySubject.makeBackend(storage, namespace), f)))
     return {
       ...backend,
       size: Effect.flatMap(backend.size, () =>
@@ -187,6 +199,72 @@ export const namespaceBlindClearAndSize: BrokenStore = broken(
       clear: Effect.flatMap(backend.clear, () => Effect.asVoid(everyNamespace((other) => other.clear)))
     }
   })
+)
+
+/**
+ * Every namespace in one flat key space, each key stored at `namespace + separator + key`
+ * (`size` and `clear` are exact: an index records which namespace wrote each stored key).
+ * Without escaping, namespaces `a` and `a/b` share keys: `a`'s `b/k` is `a/b`'s `k`. Doubling
+ * the separators inside the namespace does not help: `a`'s `//k` is `a/`'s `k`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const namespaceJoinedWith = (
+  separator: string,
+  options?: { readonly doubleSeparatorsInNamespace?: boolean }
+): BrokenStore => {
+  const escape = options?.doubleSeparatorsInNamespace === true && separator !== ""
+  const prefix = (namespace: string) => (escape ? namespace.replaceAll(separator, separator + separator) : namespace) + separator
+  const how = `namespace${escape ? ` (with ${JSON.stringify(separator)} doubled)` : ""} + ${JSON.stringify(separator)} + key`
+  return broken(
+    `keys stored at ${how}`,
+    "namespaces",
+    `keys of every namespace are stored at ${how} in one key space, so two namespaces can map different keys to one stored key`,
+    (storage, namespace) =>
+      Effect.map(backendOf(storage, ""), (flat): Store.Store => {
+        const stored = (key: string) => prefix(namespace) + key
+        const own = (key: string) => () => storage.owners.set(stored(key), namespace)
+        const owned = () => [...storage.owners].flatMap(([key, owner]) => owner === namespace ? [key] : [])
+        return Store.make({
+          namespace,
+          get: (key) => flat.get(stored(key)),
+          has: (key) => flat.has!(stored(key)),
+          set: (key, value) => Effect.tap(flat.set(stored(key), value), own(key)),
+          remove: (key) => Effect.tap(flat.remove(stored(key)), () => storage.owners.delete(stored(key))),
+          size: Effect.map(flat.size, () => owned().length),
+          clear: Effect.flatMap(flat.size, () =>
+            Effect.forEach(owned(), (key) => Effect.tap(flat.remove(key), () => storage.owners.delete(key)), { discard: true })),
+          modifyOrInit: (key, f) =>
+            flat.modifyOrInit(stored(key), (current) => {
+              const decision = f(current)
+              if (Option.isSome(decision[1])) own(key)()
+              return decision
+            })
+        })
+      })
+  )
+}
+
+/**
+ * {@link namespaceJoinedWith} `"/"`.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const namespaceJoinedWithSlash: BrokenStore = namespaceJoinedWith("/")
+
+/**
+ * Namespaces cut to 32 characters, as a `VARCHAR(32)` column of a lax database stores them.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const truncatesNamespaces: BrokenStore = broken(
+  "namespaces truncated to 32 characters",
+  "namespaces",
+  "namespaces are cut to their first 32 characters, so long namespaces that differ only after that share keys",
+  (storage, namespace) => Effect.map(backendOf(storage, namespace.slice(0, 32)), Store.make)
 )
 
 /**
@@ -289,20 +367,6 @@ export const sizeCountsDeleted: BrokenStore = broken(
   })
 )
 
-const mapOperations = (
-  backend: Store.Backend,
-  change: <A>(effect: Effect.Effect<A, PlatformError.PlatformError>) => Effect.Effect<A, PlatformError.PlatformError>
-): Store.Backend => ({
-  namespace: backend.namespace,
-  get: (key) => change(backend.get(key)),
-  set: (key, value) => change(backend.set(key, value)),
-  remove: (key) => change(backend.remove(key)),
-  has: (key) => change(backend.has!(key)),
-  size: change(backend.size),
-  clear: change(backend.clear),
-  modifyOrInit: (key, f) => change(backend.modifyOrInit(key, f))
-})
-
 /**
  * Backend failures become defects (`Effect.orDie`, or `Effect.promise` where `tryPromise` was
  * needed): a closed client's operations die instead of failing with a `PlatformError`.
@@ -314,7 +378,7 @@ export const errorsAsDefects: BrokenStore = broken(
   "errors as defects",
   "errors",
   "backend failures are defects (Effect.orDie / Effect.promise) instead of PlatformErrors in the error channel",
-  fromBackend((backend) => mapOperations(backend, Effect.orDie))
+  fromBackend((backend) => mapOperations(backend, (_, effect) => Effect.orDie(effect)))
 )
 
 /**
@@ -328,7 +392,7 @@ export const hangsWhenClosed: BrokenStore = broken(
   "errors",
   "after the client is closed its operations wait forever instead of failing",
   fromBackend((backend) =>
-    mapOperations(backend, (effect) =>
+    mapOperations(backend, (_, effect) =>
       Effect.catchAll(effect, (error) =>
         error._tag === "SystemError" && error.reason === "BadResource" ? Effect.never : Effect.fail(error)))
   )
@@ -351,6 +415,68 @@ export const thrownAsFailures: BrokenStore = broken(
     modifyOrInit: (key, f) =>
       Effect.catchAllDefect(backend.modifyOrInit(key, f), (defect) => Effect.fail(Store.systemError("modifyOrInit", defect)))
   }))
+)
+
+/**
+ * `size` is a counter kept beside the data: a write checks whether the key exists, then writes
+ * and adjusts the counter, in separate steps. Concurrent writes of one key count it twice.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const sizeCounter: BrokenStore = broken(
+  "size from a counter",
+  "linearizability",
+  "size is a counter beside the data, adjusted by set and remove after a separate existence check, so concurrent writes make it drift",
+  fromBackend((backend, storage, namespace) => {
+    const count = (delta: number) => storage.counts.set(namespace, (storage.counts.get(namespace) ?? 0) + delta)
+    const adjusting = (write: Effect.Effect<void, PlatformError.PlatformError>, key: string, delta: (existed: boolean) => number) =>
+      Effect.flatMap(backend.has!(key), (existed) => Effect.zipRight(roundTrip, Effect.tap(write, () => count(delta(existed)))))
+    return {
+      ...backend,
+      set: (key, value) => adjusting(backend.set(key, value), key, (existed) => existed ? 0 : 1),
+      remove: (key) => adjusting(backend.remove(key), key, (existed) => existed ? -1 : 0),
+      size: Effect.map(backend.size, () => storage.counts.get(namespace) ?? 0),
+      clear: Effect.tap(backend.clear, () => storage.counts.set(namespace, 0)),
+      modifyOrInit: (key, f) =>
+        backend.modifyOrInit(key, (current) => {
+          const decision = f(current)
+          if (Option.isNone(current) && Option.isSome(decision[1])) count(1)
+          return decision
+        })
+    }
+  })
+)
+
+/**
+ * When the backend fails, reads are answered from the values the client last read or wrote
+ * (a "resilient" fallback): while the server is unreachable, the client serves stale data as if
+ * it were current.
+ *
+ * @since 0.1.0
+ * @category broken stores
+ */
+export const cachedReadsWhenDown: BrokenStore = broken(
+  "cached reads when down",
+  "errors",
+  "when the backend fails, get answers with the last value the client read or wrote instead of failing",
+  fromBackend((backend) => {
+    const seen = new Map<string, Option.Option<Store.Value>>()
+    return {
+      ...backend,
+      get: (key) =>
+        Effect.tap(
+          Effect.catchAll(backend.get(key), (error) => {
+            const last = seen.get(key)
+            return last === undefined || (error._tag === "SystemError" && error.reason === "BadResource")
+              ? Effect.fail(error)
+              : Effect.succeed(last)
+          }),
+          (value) => seen.set(key, value)
+        ),
+      set: (key, value) => Effect.tap(backend.set(key, value), () => seen.set(key, Option.some(value)))
+    }
+  })
 )
 
 const firstHalf = (value: Store.Value): Store.Value => value.slice(0, Math.floor(value.length / 2))
@@ -398,6 +524,8 @@ export const all: ReadonlyArray<BrokenStore> = [
   modifyInsertsMissingKey,
   perClientCache,
   namespaceBlindClearAndSize,
+  namespaceJoinedWithSlash,
+  truncatesNamespaces,
   unfencedSave,
   dropsEmptyStrings,
   bytesAsBuffers,
@@ -405,5 +533,7 @@ export const all: ReadonlyArray<BrokenStore> = [
   errorsAsDefects,
   hangsWhenClosed,
   thrownAsFailures,
-  tornWrites
+  tornWrites,
+  sizeCounter,
+  cachedReadsWhenDown
 ]

@@ -28,6 +28,7 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Atomicity from "./families/Atomicity.js"
 import * as Fidelity from "./families/Fidelity.js"
 import * as Handoff from "./families/Handoff.js"
@@ -58,7 +59,7 @@ export interface Check {
   /** What it asserts, in one sentence. */
   readonly description: string
   /** A capability the subject must claim for the check to run. */
-  readonly requires: keyof Subject.Capabilities | undefined
+  readonly requires: Subject.Capability | undefined
   /** Runs per property when {@link Options.runs} is not given. */
   readonly defaultRuns: number
 }
@@ -158,7 +159,7 @@ export interface CheckResult {
   readonly runs: number
   readonly durationMs: number
   /** For `not-claimed`: the capability the subject does not declare. */
-  readonly capability?: keyof Subject.Capabilities
+  readonly capability?: Subject.Capability
   /** For `failed`: what went wrong. */
   readonly message?: string
   /** For `failed`: the shrunk counterexample, as fast-check prints it. */
@@ -242,6 +243,12 @@ const validate = (options: Options): Either.Either<Options, ConformanceError> =>
     return invalid(`runs must be a positive integer, got ${options.runs}`)
   }
   if (options.seed !== undefined && !Number.isSafeInteger(options.seed)) return invalid(`seed must be an integer, got ${options.seed}`)
+  for (const name of ["runTimeout", "operationTimeout", "shrinkTimeLimit"] as const) {
+    const input = options[name]
+    if (input !== undefined && Option.isNone(Duration.decodeUnknown(input))) {
+      return invalid(`${name} must be a duration (e.g. 500, "2 seconds"), got ${JSON.stringify(input)}`)
+    }
+  }
   if (options.path !== undefined && !/^\d+(:\d+)*(@.*)?$/.test(options.path)) {
     return invalid(`path must look like "3:0:1" (as a failure reports it), got ${JSON.stringify(options.path)}`)
   }

@@ -34,7 +34,7 @@ export const TypeId: unique symbol = Symbol.for("@durable-singleton/conformance/
 export type TypeId = typeof TypeId
 
 /**
- * What a subject claims beyond the contract every store must meet. A capability that is not
+ * What a subject declares beyond the contract every store must meet. A capability that is not
  * claimed is reported as "not claimed" in the results, never silently skipped.
  *
  * @since 0.1.0
@@ -46,7 +46,21 @@ export interface Capabilities {
    * A store that serves a single namespace per storage declares `false`.
    */
   readonly namespaces?: boolean
+  /**
+   * Clients opened before a disruption ({@link Subject.disrupt}) work again once it is over,
+   * without being reopened: they reconnect (default `true` for a subject with `disrupt`).
+   */
+  readonly recovery?: boolean
 }
+
+/**
+ * A capability checks can require: a declared one, or `"disruption"`, claimed by a subject
+ * with {@link Subject.disrupt}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Capability = keyof Capabilities | "disruption"
 
 /**
  * @since 0.1.0
@@ -76,7 +90,15 @@ export interface Subject<S = unknown> {
    * fail with a `PlatformError` (never a defect, never a hang).
    */
   readonly client: (storage: S, options: ClientOptions) => Effect.Effect<Store.Store, unknown, Scope.Scope>
-  readonly capabilities: Required<Capabilities>
+  /**
+   * Makes the backend fail for every client of `storage` until the scope closes, as an
+   * unreachable server does: cuts their connections and refuses new ones (e.g. through a
+   * {@link TcpProxy}). While it lasts, every operation of those clients must fail with a
+   * `PlatformError` (never succeed from a cache, never hang); once it is over, clients opened
+   * since work, and, with the `recovery` capability, so do the ones opened before.
+   */
+  readonly disrupt?: (storage: S) => Effect.Effect<void, unknown, Scope.Scope>
+  readonly capabilities: { readonly [K in Capability]: boolean }
 }
 
 /**
@@ -87,13 +109,19 @@ export const make = <S>(options: {
   readonly name: string
   readonly acquire: Effect.Effect<S, unknown, Scope.Scope>
   readonly client: (storage: S, options: ClientOptions) => Effect.Effect<Store.Store, unknown, Scope.Scope>
+  readonly disrupt?: (storage: S) => Effect.Effect<void, unknown, Scope.Scope>
   readonly capabilities?: Capabilities
 }): Subject<S> => ({
   [TypeId]: TypeId,
   name: options.name,
   acquire: options.acquire,
   client: options.client,
-  capabilities: { namespaces: options.capabilities?.namespaces ?? true }
+  ...(options.disrupt === undefined ? {} : { disrupt: options.disrupt }),
+  capabilities: {
+    namespaces: options.capabilities?.namespaces ?? true,
+    disruption: options.disrupt !== undefined,
+    recovery: options.disrupt !== undefined && (options.capabilities?.recovery ?? true)
+  }
 })
 
 /**

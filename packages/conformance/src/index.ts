@@ -17,3 +17,8 @@ export * as Linearizability from "./Linearizability.js"
  * @since 0.1.0
  */
 export * as BrokenStores from "./BrokenStores.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as MemorySubject from "./MemorySubject.js"

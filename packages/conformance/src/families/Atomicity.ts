@@ -101,6 +101,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
           () => `${input.clients} clients × ${input.perClient} concurrent modify increments ended at ${show(final)}, expected ${total}: updates were lost`
         )
         yield* expectDistinctCounts(results, "modify increments")
+        yield* Internal.expectSizeAgrees(stores[0]!, [input.key], "after concurrent modify increments")
       })
   ),
   incrementsCheck(
@@ -126,6 +127,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
         const creations = results.filter((n) => n === 1).length
         yield* expect(creations === 1, () => `${creations} concurrent modifyOrInit calls saw the key absent and created it, expected exactly 1`)
         yield* expectDistinctCounts(results, "modifyOrInit increments")
+        yield* Internal.expectSizeAgrees(stores[0]!, [input.key], "after concurrent modifyOrInit create-or-increment")
       })
   ),
   Internal.check({
@@ -155,6 +157,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
           Option.isSome(stored) && stored.value === winners[0]!.value,
           () => `setIfAbsent winner was ${show(winners[0]!.value)}, but the key holds ${show(stored)}`
         )
+        yield* Internal.expectSizeAgrees(stores[stores.length - 1]!, [input.key], "after racing setIfAbsent")
       })
   }),
   Internal.check({

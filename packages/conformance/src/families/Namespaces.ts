@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type * as Store from "@durable-singleton/core/Store"
+import * as Store from "@durable-singleton/core/Store"
 import * as Effect from "effect/Effect"
 import * as fc from "effect/FastCheck"
 import * as Option from "effect/Option"
@@ -14,14 +14,27 @@ import * as Hostile from "../internal/hostile.js"
 
 const { attempt, expect, show } = Internal
 
-const separators = ["", ":", "/", ".", "\u0000"] as const
+// How stores that keep every namespace in one flat key space build a stored key: the namespace
+// and a separator (the namespace as is, or with the separator doubled: a tempting escape), then
+// the key.
+const prefixes: ReadonlyArray<(namespace: string) => string> = Hostile.separators.flatMap((separator) => [
+  (namespace: string) => namespace + separator,
+  ...(separator === "" ? [] : [(namespace: string) => namespace.replaceAll(separator, separator + separator) + separator])
+])
 
-// Keys of the shorter namespace that a store joining `namespace + separator + key` would map onto
-// the longer namespace's `key`.
-const collidingKeys = (short: string, long: string, keys: ReadonlyArray<string>): ReadonlyArray<string> => {
-  if (!long.startsWith(short) || long === short) return []
-  const rest = long.slice(short.length)
-  return keys.flatMap((key) => separators.map((separator) => rest + separator + key))
+// Keys of namespace `own` that such a store maps onto keys of namespace `other`: when `other`'s
+// prefix extends `own`'s by some rest, `own`'s key rest + k is stored where `other`'s k is.
+const collidingKeys = (own: string, other: string, keys: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const colliding = new Set<string>()
+  for (const prefix of prefixes) {
+    const [mine, theirs] = [prefix(own), prefix(other)]
+    if (theirs.length <= mine.length || !theirs.startsWith(mine)) continue
+    for (const key of keys) {
+      const crafted = theirs.slice(mine.length) + key
+      if (Store.keyBytes(crafted) <= Store.maxKeyBytes) colliding.add(crafted)
+    }
+  }
+  return [...colliding].filter((key) => !keys.includes(key))
 }
 
 interface Side {
@@ -64,6 +77,11 @@ const expectExactly = (side: Side, other: Side, when: string) =>
 const namespacePair: fc.Arbitrary<readonly [string, string]> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...Hostile.similarNamespaces) },
   {
+    weight: 2,
+    arbitrary: fc.tuple(Hostile.namespace, fc.constantFrom(...Hostile.separators), fc.constantFrom("", "b", "b:c", "%"))
+      .map(([a, separator, rest]) => [a, a + separator + rest] as const)
+  },
+  {
     weight: 1,
     arbitrary: fc.tuple(Hostile.namespace, fc.constantFrom(...Hostile.metacharacters, "b", ":b"))
       .map(([a, rest]) => [a, a + rest] as const)
@@ -72,8 +90,27 @@ const namespacePair: fc.Arbitrary<readonly [string, string]> = fc.oneof(
     weight: 1,
     arbitrary: fc.tuple(fc.constantFrom("%", "_", "*", "?", "[a]"), fc.constantFrom("a", "ab", "x"))
       .map(([meta, plain]) => [plain.slice(0, 1) + meta, plain] as const)
+  },
+  {
+    // Long namespaces differing only in their last character, up to the limit every store accepts.
+    weight: 1,
+    arbitrary: fc.tuple(fc.integer({ min: 2, max: Store.maxKeyBytes }), fc.nat(), fc.constantFrom(["a", "b"] as const, ["a", "A"] as const, ["\u00e9", "e"] as const))
+      .map(([bytes, seed, [x, y]]) => {
+        const prefix = Hostile.patternString(bytes - Store.keyBytes(x), seed)
+        return [prefix + x, prefix + y] as const
+      })
   }
 ).map(([a, b]) => a === b ? [a, `${b}!`] as const : [a, b] as const)
+
+// Tried first on every seed: the longest namespaces (which any truncation merges), a pair for
+// every separator, and LIKE metacharacters.
+const examplePairs: ReadonlyArray<readonly [string, string]> = [
+  Hostile.longNamespaces[Hostile.longNamespaces.length - 1]!,
+  ...Hostile.joinedNamespaces,
+  ["a", "a:"],
+  ["a%", "ab"],
+  ["a_", "ab"]
+]
 
 /**
  * @since 0.1.0
@@ -93,7 +130,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
         keys: fc.uniqueArray(fc.constantFrom("k", "", "b", "b:k", "%", "\u00e9"), { minLength: 1, maxLength: 3 }),
         swap: fc.boolean()
       }),
-    examples: Hostile.similarNamespaces.slice(0, 6).map((namespaces) => ({ namespaces, keys: ["k", ""], swap: false })),
+    examples: examplePairs.map((namespaces) => ({ namespaces, keys: ["k", ""], swap: false })),
     run: (input, { session }) =>
       Effect.gen(function*() {
         const [first, second] = input.swap ? [input.namespaces[1], input.namespaces[0]] : input.namespaces
@@ -107,10 +144,8 @@ export const checks: ReadonlyArray<Internal.Check> = [
               entries: new Map(keys.map((key, i) => [key, `${tag}${i}`]))
             })
           )
-        const [short, long] = first.length <= second.length ? [first, second] : [second, first]
-        const colliding = collidingKeys(short, long, input.keys)
-        const a = yield* open(first, "first:", first === short ? [...input.keys, ...colliding] : input.keys)
-        const b = yield* open(second, "second:", second === short ? [...input.keys, ...colliding] : input.keys)
+        const a = yield* open(first, "first:", [...input.keys, ...collidingKeys(first, second, input.keys)])
+        const b = yield* open(second, "second:", [...input.keys, ...collidingKeys(second, first, input.keys)])
         const write = (side: Side) =>
           Effect.forEach(
             side.entries,

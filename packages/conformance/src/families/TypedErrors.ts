@@ -18,6 +18,7 @@ import * as Exit from "effect/Exit"
 import * as fc from "effect/FastCheck"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Internal from "../internal/check.js"
@@ -92,6 +93,112 @@ const write = (store: Store.Store, op: WriteOp, key: string, next: string): Effe
   }
 }
 
+const platform = "a PlatformError"
+
+const retryable = "a retryable SingletonError (StateLoadFailed / StatePersistFailed / HeartbeatFailed)"
+
+// Every operation of a store: the writes change `key` to "changed" or create `${key}/new`.
+const storeOperations = (store: Store.Store, key: string): ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> => [
+  ["get", store.get(key)],
+  ["getUint8Array", store.getUint8Array(key)],
+  ["has", store.has(key)],
+  ["size", store.size],
+  ["isEmpty", store.isEmpty],
+  ["set", store.set(key, "changed")],
+  ["remove", store.remove(key)],
+  ["clear", store.clear],
+  ["modify", store.modify(key, () => "changed")],
+  ["modifyUint8Array", store.modifyUint8Array(key, () => new Uint8Array([1]))],
+  ["modifyOrInit", store.modifyOrInit(key, () => [undefined, Option.some("changed")])],
+  ["setIfAbsent", store.setIfAbsent(`${key}/new`, "changed")],
+  ["forSchema(String).modify", store.forSchema(Schema.String).modify(key, () => "changed")]
+]
+
+type State = ReturnType<typeof stateOf>
+
+// Every operation of core's fenced state on `store`, and of `lease` (claimed on it).
+const fencedOperations = (
+  store: Store.Store,
+  state: State,
+  lease: FencedState.Lease<ReadonlyArray<string>>
+): ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> => [
+  ["FencedState claim", Effect.provideService(state.claim(), Store.Store, store)],
+  ["FencedState read", Effect.provideService(state.read, Store.Store, store)],
+  ["Lease update", lease.update((s) => [...s, "changed"])],
+  ["Lease heartbeat", lease.heartbeat],
+  ["Lease verify", lease.verify]
+]
+
+// Each of the operations above fails as it should, within `timeout`.
+const expectEveryOperationFails = (
+  when: string,
+  store: Store.Store,
+  key: string,
+  state: State,
+  lease: FencedState.Lease<ReadonlyArray<string>>,
+  timeout: Duration.Duration
+) =>
+  Effect.gen(function*() {
+    for (const [label, effect] of storeOperations(store, key)) {
+      yield* expectFailure(`${label} ${when}`, effect, PlatformError.isPlatformError, platform, timeout)
+    }
+    for (const [label, effect] of fencedOperations(store, state, lease)) {
+      yield* expectFailure(`${label} ${when}`, effect, isStoreFailure, retryable, timeout)
+    }
+  })
+
+// What another client finds after the operations above failed: `key` holds one of `allowed`
+// (whole), `${key}/new` was not created and the fenced state is as claimed (epoch 1, empty).
+const expectNothingWritten = (
+  when: string,
+  observer: Store.Store,
+  key: string,
+  allowed: ReadonlyArray<Store.Value>,
+  state: State
+) =>
+  Effect.gen(function*() {
+    const kept = yield* attempt(`get(${show(key)})`, Internal.readExact(observer, key))
+    yield* expect(
+      allowed.some((value) => Internal.sameValue(kept, Option.some(value))),
+      () =>
+        `${when}, another client reads ${show(kept)}, expected ${allowed.map(show).join(" or ")}: a failed write changed something, or left part of a value`
+    )
+    const added = yield* attempt("has", observer.has(`${key}/new`))
+    yield* expect(!added, () => `${when}, the key that setIfAbsent failed to create exists`)
+    const snapshot = yield* attempt("FencedState read", Effect.provideService(state.read, Store.Store, observer))
+    yield* expect(
+      Option.isSome(snapshot) && snapshot.value.epoch === 1 && snapshot.value.state.length === 0,
+      () =>
+        `${when}, a failed fenced write or claim changed the state: ${
+          show(Option.map(snapshot, (s) => `epoch ${s.epoch}, state ${show(s.state)}`))
+        }`
+    )
+  })
+
+/**
+ * Retries `effect` until it succeeds, for at most `timeout`: a client recovering from a
+ * disruption may take a few reconnection attempts.
+ */
+const eventually = <A>(label: string, effect: Effect.Effect<A, unknown>, timeout: Duration.Duration) =>
+  Effect.gen(function*() {
+    let last: Cause.Cause<unknown> | undefined
+    const attempts = Effect.retry(
+      Effect.tapError(Effect.sandbox(Effect.disconnect(effect)), (cause) =>
+        Effect.sync(() => {
+          last = cause
+        })),
+      Schedule.spaced("20 millis")
+    )
+    const result = yield* Effect.timeoutOption(Effect.orDie(attempts), timeout)
+    if (Option.isSome(result)) return result.value
+    return yield* Internal.fail(
+      `${label} did not succeed within ${Duration.toMillis(timeout)} ms after the disruption ended` +
+        (last === undefined ? " (no answer)" : `; last attempt: ${Internal.describeCause(last)}`)
+    )
+  })
+
+const largeValueBytes = 256 * 1024
+
 const badKeys = ["\ud800", "a\udfff", "a".repeat(Store.maxKeyBytes + 1), "\u20ac".repeat(Math.ceil((Store.maxKeyBytes + 1) / 3))]
 
 const badValues: ReadonlyArray<unknown> = ["\ud800", "x\udc00y", 42, null, { value: "x" }]
@@ -115,53 +222,122 @@ export const checks: ReadonlyArray<Internal.Check> = [
         const scope = yield* Scope.make()
         const doomed = yield* Scope.extend(session.client(input.namespace), scope)
         const state = stateOf(input.key === "state" ? "state/2" : "state")
-        const on = <A, E>(effect: Effect.Effect<A, E, Store.Store>) => Effect.provideService(effect, Store.Store, doomed)
         yield* attempt(`set(${show(input.key)})`, doomed.set(input.key, input.value))
-        const lease = yield* attempt("FencedState claim", on(state.claim()))
+        const lease = yield* attempt("FencedState claim", Effect.provideService(state.claim(), Store.Store, doomed))
         yield* Scope.close(scope, Exit.void)
 
-        const platform = "a PlatformError"
-        const storeOperations: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
-          ["get", doomed.get(input.key)],
-          ["getUint8Array", doomed.getUint8Array(input.key)],
-          ["has", doomed.has(input.key)],
-          ["size", doomed.size],
-          ["isEmpty", doomed.isEmpty],
-          ["set", doomed.set(input.key, "changed")],
-          ["remove", doomed.remove(input.key)],
-          ["clear", doomed.clear],
-          ["modify", doomed.modify(input.key, () => "changed")],
-          ["modifyUint8Array", doomed.modifyUint8Array(input.key, () => new Uint8Array([1]))],
-          ["modifyOrInit", doomed.modifyOrInit(input.key, () => [undefined, Option.some("changed")])],
-          ["setIfAbsent", doomed.setIfAbsent(`${input.key}/new`, "changed")],
-          ["forSchema(String).modify", doomed.forSchema(Schema.String).modify(input.key, () => "changed")]
-        ]
-        for (const [label, effect] of storeOperations) {
-          yield* expectFailure(`${label} on a closed client`, effect, PlatformError.isPlatformError, platform, operationTimeout)
-        }
-        const retryable = "a retryable SingletonError (StateLoadFailed / StatePersistFailed / HeartbeatFailed)"
-        const fencedOperations: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>]> = [
-          ["FencedState claim", on(state.claim())],
-          ["FencedState read", on(state.read)],
-          ["Lease update", lease.update((s) => [...s, "changed"])],
-          ["Lease heartbeat", lease.heartbeat],
-          ["Lease verify", lease.verify]
-        ]
-        for (const [label, effect] of fencedOperations) {
-          yield* expectFailure(`${label} on a closed client`, effect, isStoreFailure, retryable, operationTimeout)
-        }
+        yield* expectEveryOperationFails("on a closed client", doomed, input.key, state, lease, operationTimeout)
+        yield* expectNothingWritten("after failed operations on a closed client", observer, input.key, [input.value], state)
+      })
+  }),
+  Internal.check({
+    family: "errors",
+    name: "disruption",
+    description:
+      "while the backend is disrupted, writes in flight end (succeeded or failed with a PlatformError) and each operation fails with a PlatformError (FencedState with a retryable SingletonError), within the operation timeout; afterwards a new client finds every value whole and nothing written by the failed operations",
+    requires: "disruption",
+    defaultRuns: 8,
+    arbitrary: () =>
+      fc.record({
+        namespace: Hostile.namespace,
+        key: Hostile.key,
+        large: fc.boolean(),
+        inFlight: fc.array(fc.constantFrom<WriteOp>("set", "modify", "modifyOrInit"), { maxLength: 3 }),
+        disruptAfter: Internal.delayArbitrary
+      }),
+    examples: [{ namespace: "conformance", key: "k", large: false, inFlight: ["set", "modify"], disruptAfter: { yields: 1 } }],
+    run: (input, { operationTimeout, session }) =>
+      Effect.gen(function*() {
+        const store = yield* session.client(input.namespace)
+        const value = (i: number) => input.large ? Hostile.patternString(largeValueBytes, i + 1) : `value ${i}`
+        const state = stateOf(input.key === "state" ? "state/2" : "state")
+        yield* attempt(`set(${show(input.key)})`, store.set(input.key, value(0)))
+        const lease = yield* attempt("FencedState claim", Effect.provideService(state.claim(), Store.Store, store))
 
-        const kept = yield* attempt(`get(${show(input.key)})`, observer.get(input.key))
-        yield* expect(
-          Option.isSome(kept) && kept.value === input.value,
-          () => `after failed writes on a closed client, another client reads ${show(kept)}, expected ${show(input.value)}: a failed write changed something`
+        const writes = yield* Effect.forEach(
+          input.inFlight,
+          (op, i) => Effect.fork(Effect.disconnect(write(store, op, input.key, value(i + 1)))),
+          { concurrency: "unbounded" }
         )
-        const added = yield* attempt("has", observer.has(`${input.key}/new`))
-        yield* expect(!added, () => "setIfAbsent on a closed client failed, but the key was created")
-        const snapshot = yield* attempt("FencedState read", Effect.provideService(state.read, Store.Store, observer))
+        yield* Internal.delay(input.disruptAfter)
+        const disruption = yield* Scope.make()
+        yield* Scope.extend(session.disrupt, disruption)
+        for (const [i, fiber] of writes.entries()) {
+          const label = `${input.inFlight[i]} in flight when the disruption began`
+          const exit = yield* Effect.timeoutOption(Fiber.await(fiber), operationTimeout)
+          if (Option.isNone(exit)) {
+            return yield* Internal.fail(`${label} hung: no answer within ${Duration.toMillis(operationTimeout)} ms`)
+          }
+          if (Exit.isFailure(exit.value)) {
+            const failure = Cause.failureOption(exit.value.cause)
+            yield* expect(
+              Option.isSome(failure) && PlatformError.isPlatformError(failure.value),
+              () => `${label} ended with ${Internal.describeCause((exit.value as Exit.Failure<unknown, unknown>).cause)}, expected success or ${platform}`
+            )
+          }
+        }
+        yield* expectEveryOperationFails("during a disruption", store, input.key, state, lease, operationTimeout)
+        yield* Scope.close(disruption, Exit.void)
+
+        const observer = yield* session.client(input.namespace)
+        yield* expectNothingWritten(
+          "after a disruption",
+          observer,
+          input.key,
+          [0, ...input.inFlight.map((_, i) => i + 1)].map(value),
+          state
+        )
+      })
+  }),
+  Internal.check({
+    family: "errors",
+    name: "recovery",
+    description:
+      "once a disruption is over, a client opened before it works again within the operation timeout (it reconnects): it reads what it wrote, writes, updates and claims fenced state, and a new client agrees",
+    requires: "recovery",
+    defaultRuns: 5,
+    arbitrary: () => fc.record({ namespace: Hostile.namespace, key: Hostile.key, failedDuring: fc.boolean() }),
+    examples: [{ namespace: "conformance", key: "k", failedDuring: true }],
+    run: (input, { operationTimeout, session }) =>
+      Effect.gen(function*() {
+        const store = yield* session.client(input.namespace)
+        yield* attempt(`set(${show(input.key)})`, store.set(input.key, "before"))
+        yield* Effect.scoped(
+          Effect.zipRight(
+            session.disrupt,
+            // Whatever it answers (it should fail), the client has met the disruption.
+            input.failedDuring ? Effect.timeoutOption(Effect.exit(Effect.disconnect(store.get(input.key))), operationTimeout) : Effect.void
+          )
+        )
+        const label = (operation: string) => `${operation} on a client opened before the disruption`
+        const before = yield* eventually(label(`get(${show(input.key)})`), store.get(input.key), operationTimeout)
         yield* expect(
-          Option.isSome(snapshot) && snapshot.value.epoch === 1 && snapshot.value.state.length === 0,
-          () => `a failed fenced write or claim on a closed client changed the state: ${show(Option.map(snapshot, (s) => `epoch ${s.epoch}, state ${show(s.state)}`))}`
+          Option.isSome(before) && before.value === "before",
+          () => `after the disruption, ${label(`get(${show(input.key)})`)} returned ${show(before)}, expected "before"`
+        )
+        yield* attempt(label("set"), store.set(input.key, "after"))
+        const modified = yield* attempt(label("modify"), store.modify(input.key, (s) => `${s}+`))
+        yield* expect(
+          Option.isSome(modified) && modified.value === "after+",
+          () => `after the disruption, ${label("modify")} returned ${show(modified)}, expected Some("after+")`
+        )
+        const state = stateOf(input.key === "state" ? "state/2" : "state")
+        const lease = yield* attempt(label("FencedState claim"), Effect.provideService(state.claim(), Store.Store, store))
+        yield* attempt(label("Lease update"), lease.update(() => ["recovered"]))
+
+        const observer = yield* session.client(input.namespace)
+        const seen = yield* attempt("get on a new client", observer.get(input.key))
+        yield* expect(
+          Option.isSome(seen) && seen.value === "after+",
+          () => `after the disruption, a new client reads ${show(seen)}, expected "after+" (written by the recovered client)`
+        )
+        const snapshot = yield* attempt("FencedState read on a new client", Effect.provideService(state.read, Store.Store, observer))
+        yield* expect(
+          Option.isSome(snapshot) && snapshot.value.epoch === 1 && snapshot.value.state[0] === "recovered",
+          () =>
+            `after the disruption, a new client reads the fenced state as ${
+              show(Option.map(snapshot, (s) => `epoch ${s.epoch}, state ${show(s.state)}`))
+            }, expected epoch 1 with the recovered client's update`
         )
       })
   }),
@@ -183,9 +359,8 @@ export const checks: ReadonlyArray<Internal.Check> = [
     run: (input, { operationTimeout, session }) =>
       Effect.gen(function*() {
         const [writer, reader] = yield* Effect.all([session.client(input.namespace), session.client(input.namespace)])
-        const size = 256 * 1024
-        const oldValue = input.large ? Hostile.patternString(size, 1) : "old"
-        const newValue = input.large ? Hostile.patternString(size, 2) : "new"
+        const oldValue = input.large ? Hostile.patternString(largeValueBytes, 1) : "old"
+        const newValue = input.large ? Hostile.patternString(largeValueBytes, 2) : "new"
         const before = input.present ? Option.some<Store.Value>(oldValue) : Option.none()
         if (input.present) yield* attempt("set", reader.set(input.key, oldValue))
         const applied = apply(input.op, before, newValue)

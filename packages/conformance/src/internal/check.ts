@@ -15,7 +15,7 @@ import type * as Subject from "../Subject.js"
 
 export type FamilyId = "model" | "fidelity" | "namespaces" | "atomicity" | "linearizability" | "handoff" | "errors"
 
-export type Capability = keyof Subject.Capabilities
+export type Capability = Subject.Capability
 
 /** A broken promise of the contract, found by a check. */
 export class Violation extends Data.TaggedError("Violation")<{ readonly message: string }> {}
@@ -33,6 +33,8 @@ export const expect = (condition: boolean, message: () => string): Effect.Effect
 /** Fresh storage of one run, from which independent clients are opened. */
 export interface Session {
   readonly client: (namespace: string) => Effect.Effect<Store.Store, SetupFailure, Scope.Scope>
+  /** The subject's disruption of this storage, until the scope closes (checks needing it require "disruption"). */
+  readonly disrupt: Effect.Effect<void, SetupFailure, Scope.Scope>
 }
 
 export interface RunContext {
@@ -110,7 +112,11 @@ const runProperty = async <T, S>(
     (storage) => ({
       client: (namespace) =>
         Effect.catchAllCause(subject.client(storage, { namespace }), (cause) =>
-          setupFailure(`could not open a client (namespace ${show(namespace)}): ${describeCause(cause)}`))
+          setupFailure(`could not open a client (namespace ${show(namespace)}): ${describeCause(cause)}`)),
+      disrupt: subject.disrupt === undefined
+        ? setupFailure(`subject "${subject.name}" has no disrupt`)
+        : Effect.catchAllCause(subject.disrupt(storage), (cause) =>
+          setupFailure(`could not disrupt the backend: ${describeCause(cause)}`))
     })
   )
   const runTimeoutMs = Duration.toMillis(settings.runTimeout)
@@ -246,6 +252,29 @@ export const attempt = <A, E, R>(label: string, effect: Effect.Effect<A, E, R>):
 /** The value under `key` exactly as stored, kind included (through `modifyOrInit`, writing nothing). */
 export const readExact = (store: Store.Store, key: string): Effect.Effect<Option.Option<Store.Value>, PlatformError> =>
   store.modifyOrInit(key, (current) => [current, Option.none()])
+
+/**
+ * `keys` are every key that can be present in `store`'s namespace: `has` agrees with `get` for
+ * each, and `size` and `isEmpty` with how many are present (a size kept apart from the data
+ * drifts under concurrent writes).
+ */
+export const expectSizeAgrees = (store: Store.Store, keys: ReadonlyArray<string>, when: string): Effect.Effect<void, Violation> =>
+  Effect.gen(function*() {
+    const present: Array<string> = []
+    for (const key of new Set(keys)) {
+      const value = yield* attempt(`get(${show(key)})`, store.get(key))
+      const has = yield* attempt(`has(${show(key)})`, store.has(key))
+      yield* expect(has === Option.isSome(value), () => `${when}: has(${show(key)}) is ${has}, but get returned ${show(value)}`)
+      if (has) present.push(key)
+    }
+    const size = yield* attempt("size", store.size)
+    yield* expect(
+      size === present.length,
+      () => `${when}: size is ${size}, but ${present.length} key(s) are present: ${show(present)}`
+    )
+    const empty = yield* attempt("isEmpty", store.isEmpty)
+    yield* expect(empty === (present.length === 0), () => `${when}: isEmpty is ${empty}, but ${present.length} key(s) are present`)
+  })
 
 /** Whether two optional values are equal, kind (string or bytes) included. */
 export const sameValue = (a: Option.Option<Store.Value>, b: Option.Option<Store.Value>): boolean =>

@@ -109,13 +109,48 @@ export const similarKeys: ReadonlyArray<readonly [string, string]> = [
   ["\u{fffd}", "\ud83d\ude00"]
 ]
 
-/** Namespace pairs that naive prefixing, LIKE or glob matching confuse. */
+/** A deterministic pseudo-random string of exactly `bytes` UTF-8 bytes, mixing 1- to 4-byte characters and NUL. */
+export const patternString = (bytes: number, seed: number): string => {
+  const units = ["a", "\u0000", "\u00e9", "\u20ac", "\ud83d\ude00", "Z", "%", "\n"]
+  const sizes = units.map((u) => Store.keyBytes(u))
+  let state = seed >>> 0 || 1
+  let out = ""
+  let size = 0
+  while (size < bytes) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+    const index = state % units.length
+    const unit = sizes[index]! <= bytes - size ? index : 0
+    out += units[unit]
+    size += sizes[unit]!
+  }
+  return out
+}
+
+/**
+ * What stores put between a namespace and a key when they join them into one key (nothing,
+ * `:`, `/`, `.`, NUL, …).
+ */
+export const separators = ["", ":", "/", ".", "\u0000", "|", "#", " "] as const
+
+/** A namespace `a` and `a` + separator + `b`, for every separator: joined naively, they share keys. */
+export const joinedNamespaces: ReadonlyArray<readonly [string, string]> = separators.map((separator) => ["a", `a${separator}b`])
+
+/**
+ * Namespaces longer than a column or identifier limit (32, 64, 255 characters, …) and up to
+ * the 1024 UTF-8 bytes every store accepts, differing only in their last character: a store
+ * that truncates namespaces merges them.
+ */
+export const longNamespaces: ReadonlyArray<readonly [string, string]> = [
+  ...[33, 65, 256, 1024].map((length) => "n".repeat(length - 1)),
+  patternString(Store.maxKeyBytes - 1, 7)
+].map((prefix) => [`${prefix}a`, `${prefix}b`])
+
+/** Namespace pairs that naive prefixing, LIKE or glob matching, normalising or truncating confuse. */
 export const similarNamespaces: ReadonlyArray<readonly [string, string]> = [
-  ["a", "a:b"],
-  ["a", "ab"],
-  ["a", "a/b"],
+  ...joinedNamespaces,
   ["a", "a."],
   ["a", "a:"],
+  ["a", "a\u0000"],
   ["a%", "ab"],
   ["a_", "ab"],
   ["a*", "ab"],
@@ -125,10 +160,10 @@ export const similarNamespaces: ReadonlyArray<readonly [string, string]> = [
   ["a", "A"],
   ["\u00e9", "e\u0301"],
   ["", "a"],
-  ["a", "a\u0000"],
   ["a'", "a''"],
   ["{a}", "{a}b"],
-  ["%", "_"]
+  ["%", "_"],
+  ...longNamespaces
 ]
 
 /** Hostile namespaces for checks that do not compare namespaces. */
@@ -215,23 +250,6 @@ export const value: fc.Arbitrary<Store.Value> = fc.oneof(
   { weight: 2, arbitrary: wellFormedString({ maxLength: 24 }) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 24 }) }
 )
-
-/** A deterministic pseudo-random string of exactly `bytes` UTF-8 bytes, mixing 1- to 4-byte characters and NUL. */
-export const patternString = (bytes: number, seed: number): string => {
-  const units = ["a", "\u0000", "\u00e9", "\u20ac", "\ud83d\ude00", "Z", "%", "\n"]
-  const sizes = units.map((u) => Store.keyBytes(u))
-  let state = seed >>> 0 || 1
-  let out = ""
-  let size = 0
-  while (size < bytes) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
-    const index = state % units.length
-    const unit = sizes[index]! <= bytes - size ? index : 0
-    out += units[unit]
-    size += sizes[unit]!
-  }
-  return out
-}
 
 /** Deterministic pseudo-random bytes (all 256 values occur). */
 export const patternBytes = (length: number, seed: number): Uint8Array => {
