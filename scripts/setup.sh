@@ -2,6 +2,7 @@
 # Idempotent machine setup for this repository (Debian 12 / bookworm, run as root):
 #   - PostgreSQL server (Debian package `postgresql`, server 15) if absent
 #   - Redis (Debian package `redis-server`) if absent
+#   - g++, make and python3 if absent (better-sqlite3 compiles its binding at install)
 #   - pnpm 10 (npm i -g pnpm@10) if absent
 #   - pnpm install --frozen-lockfile
 #
@@ -61,6 +62,9 @@ if have_redis; then
 else
   packages+=(redis-server)
 fi
+# better-sqlite3 builds its binding from source at install time (no prebuilt one is reachable).
+{ command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1; } || packages+=(g++ make)
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
 # flock (servers.sh locking) and, as root, runuser (to run PostgreSQL as `postgres`).
 command -v flock >/dev/null 2>&1 || packages+=(util-linux)
 ((EUID != 0)) || command -v runuser >/dev/null 2>&1 || packages+=(util-linux)
