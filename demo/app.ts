@@ -89,6 +89,9 @@ export const Ticker = FencedCron.make({
   cron: Cron.unsafeParse("*/2 * * * * *"),
   state: { schema: TickerState, initial: { count: 0, ticks: [] } },
   maxExecutionTime: "3 seconds",
+  // A tick whose runner was SIGKILLed keeps the job's slot until its deadline plus this grace:
+  // the job's 100 ms executions stop at once when interrupted, so 1 s is plenty.
+  interruptionGrace: "1 second",
   execute: (state, tick) =>
     Effect.gen(function*() {
       const runner = yield* Runner

@@ -482,6 +482,17 @@ const program = (options: Options) =>
     return ok ? 0 : 1
   })
 
+// `pnpm demo | head`: once the reader is gone, a write fails with EPIPE, an uncaught error that
+// would end the process before its runners are stopped. Stop as on Ctrl-C instead (the runners'
+// finalizers run); what is written after that goes nowhere.
+let stdoutGone = false
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (stdoutGone) return
+  if (error.code !== "EPIPE") throw error
+  stdoutGone = true
+  process.kill(process.pid, "SIGINT")
+})
+
 const main = Either.match(parseArguments(process.argv.slice(2)), {
   onLeft: (message) => Effect.sync(() => {
     process.stderr.write(`${message}\n\n${usage}\n`)
