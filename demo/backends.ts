@@ -13,12 +13,12 @@ import { PgStore } from "@durable-singleton/store-postgres"
 import { RedisStore } from "@durable-singleton/store-redis"
 import { SqliteStore } from "@durable-singleton/store-sqlite"
 import { Data, Effect, Layer, type Scope } from "effect"
-import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Pg from "pg"
+import * as Servers from "../support/Servers.js"
 import type { ClusterStorageConfig, StoreConfig } from "./protocol.js"
 
 export type StoreKind = "sqlite" | "postgres" | "redis"
@@ -43,8 +43,6 @@ export interface Backend {
   /** Keep the temporary directory (with the runners' logs) when the run fails. */
   readonly keepDirectory: () => void
 }
-
-const repoRoot = path.resolve(import.meta.dirname, "..")
 
 /** Sets up the backend for one run, in the scope; everything it created goes away with it. */
 export const make = (kind: StoreKind): Effect.Effect<Backend, SetupError, Scope.Scope> =>
@@ -73,7 +71,7 @@ export const make = (kind: StoreKind): Effect.Effect<Backend, SetupError, Scope.
       }
     }
 
-    const url = yield* serverUrl(kind)
+    const url = yield* Effect.mapError(Servers.serverUrl(kind), (error) => new SetupError({ message: error.message }))
     if (kind === "postgres") {
       // A schema of our own: the runs never see each other's tables, messages or state.
       const schema = `durable_singleton_demo_${runId}`
@@ -115,43 +113,6 @@ const clientLayer = <E>(layer: Layer.Layer<Store.Store, E>): Layer.Layer<Store.S
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
 
 const redact = (url: string) => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
-
-const envName = { postgres: "DATABASE_URL", redis: "REDIS_URL" } as const
-
-/**
- * The server URL from the environment, or the project's throwaway server, started for this run
- * (`bash scripts/servers.sh start`) and stopped at the end, unless servers were already running.
- */
-const serverUrl = (kind: "postgres" | "redis"): Effect.Effect<string, SetupError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const variable = envName[kind]
-    const fromEnv = process.env[variable]
-    if (fromEnv !== undefined && fromEnv !== "") return fromEnv
-    const script = path.join(repoRoot, "scripts", "servers.sh")
-    const cannot = (why: string) =>
-      new SetupError({
-        message: `${variable} is not set and the project's ${kind} server could not be started (${why}).\n` +
-          `Set ${variable}, or install the servers once with: bash scripts/setup.sh`
-      })
-    process.stderr.write(`${variable} is not set: starting the project's throwaway ${kind} server (scripts/servers.sh)\n`)
-    // Stops only a server this run started (`start` says which it started and which it reused).
-    const exports = yield* Effect.acquireRelease(
-      Effect.mapError(run("bash", [script, "start", kind]), (error) => cannot(error)),
-      (exports) => exports.includes(`# started ${kind}`) ? Effect.ignore(run("bash", [script, "stop", kind])) : Effect.void
-    )
-    const line = exports.split("\n").find((line) => line.startsWith(`export ${variable}=`))
-    if (line === undefined) return yield* Effect.fail(cannot("scripts/servers.sh printed no URL"))
-    return line.slice(`export ${variable}=`.length).trim()
-  })
-
-const run = (command: string, args: ReadonlyArray<string>) =>
-  Effect.async<string, string>((resume) => {
-    const child = execFile(command, args, { cwd: repoRoot, timeout: 120_000 }, (error, stdout, stderr) => {
-      if (error) resume(Effect.fail(`${error.message.split("\n")[0]}${stderr ? `: ${stderr.trim().split("\n").slice(-3).join(" / ")}` : ""}`))
-      else resume(Effect.succeed(stdout))
-    })
-    return Effect.sync(() => child.kill())
-  })
 
 const pgQuery = (url: string, sql: string) =>
   Effect.tryPromise({
