@@ -1,7 +1,8 @@
 /**
  * An SVG chart of benchmark rows: one panel per store and variant (each with its own linear
  * scale, since stores differ by orders of magnitude), one pair of bars per cell — ours beside
- * the raw-client baseline — labelled with the ratio, green where the row meets its target.
+ * the raw-client baseline — labelled with the ratio, green where the row meets its target. The
+ * rounds of one variant (rows whose variant ends in ", round N") share a panel, a pair per round.
  */
 import type { Row } from "./Report.js"
 
@@ -39,7 +40,7 @@ const panel = (title: string, rows: ReadonlyArray<Row>, x0: number, y0: number, 
   ]
   rows.forEach((r, i) => {
     const cx = x0 + left + group * i + group / 2
-    const label = `c${r.cell.concurrency} ${r.cell.keys === "hot" ? "hot" : `${r.cell.keys} keys`}`
+    const label = placement(r).round ?? `c${r.cell.concurrency} ${r.cell.keys === "hot" ? "hot" : `${r.cell.keys} keys`}`
     parts.push(
       `<rect x="${cx - bar - 1}" y="${y(r.ours.opsPerSec)}" width="${bar}" height="${y(0) - y(r.ours.opsPerSec)}" fill="${ours}"/>`,
       `<rect x="${cx + 1}" y="${y(r.baseline.measurement.opsPerSec)}" width="${bar}" height="${y(0) - y(r.baseline.measurement.opsPerSec)}" fill="${baseline}"/>`,
@@ -50,10 +51,19 @@ const panel = (title: string, rows: ReadonlyArray<Row>, x0: number, y0: number, 
   return parts.join("\n")
 }
 
+// The panel a row goes in, and for a round of a repeated run (e.g. the SQLite multi-process
+// rows, variant "4 processes, round 2") the label of its bars.
+const placement = (row: Row): { readonly title: string; readonly round?: string } => {
+  const round = /^(.*), (round \d+)$/.exec(row.variant)
+  const variant = round === null ? row.variant : `${round[1]!}, ${row.cell.keys === "hot" ? "1 hot key" : `${row.cell.keys} keys`}`
+  const title = variant === "" ? row.store : `${row.store} (${variant})`
+  return round === null ? { title } : { title, round: round[2]! }
+}
+
 export const renderSvg = (rows: ReadonlyArray<Row>, subtitle: string, meetsTarget: (row: Row) => boolean): string => {
   const panels = new Map<string, Array<Row>>()
   for (const row of rows) {
-    const title = row.variant === "" ? row.store : `${row.store} (${row.variant})`
+    const { title } = placement(row)
     panels.set(title, [...(panels.get(title) ?? []), row])
   }
   const entries = [...panels]

@@ -19,10 +19,16 @@ export interface Measurement {
   readonly ops: number
   readonly seconds: number
   readonly opsPerSec: number
+  /** NaN where per-operation latencies were not recorded ({@link meanMs} is then set). */
   readonly p50Ms: number
   readonly p99Ms: number
   readonly p999Ms: number
   readonly maxMs: number
+  /**
+   * The mean time per operation (window ÷ operations), for loops too fast to time each
+   * operation; absent where latencies were recorded.
+   */
+  readonly meanMs?: number
   /** Retries reported by the operations, per operation. */
   readonly retriesPerOp: number
   /** Operations per worker in the measured window (fairness). */

@@ -31,21 +31,46 @@ const pad = (s: string, n: number) => s.length >= n ? s : s + " ".repeat(n - s.l
 const num = (n: number) => Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "-"
 const ms = (n: number) => Number.isFinite(n) ? n.toFixed(3) : "-"
 
+// Quantiles where they were recorded, otherwise the mean time per operation (sub-microsecond
+// for the in-memory loops, hence two significant digits).
+const latency = (m: Measurement) =>
+  m.meanMs !== undefined && Number.isNaN(m.p50Ms) ? `mean ${m.meanMs.toPrecision(2)}` : `${ms(m.p50Ms)}/${ms(m.p99Ms)}`
+
+/**
+ * One line per row: ours, the baseline, the ratio, and the raw client's lower bound where one
+ * was measured ("-" otherwise).
+ */
 export const formatTable = (rows: ReadonlyArray<Row>): string => {
-  const header = ["store", "variant", "conc", "keys", "ours ops/s", "p50/p99 ms", "baseline", "base ops/s", "p50/p99 ms", "ratio", "exact"]
+  const header = [
+    "store",
+    "variant",
+    "conc",
+    "keys",
+    "ours ops/s",
+    "p50/p99 ms",
+    "baseline",
+    "base ops/s",
+    "p50/p99 ms",
+    "ratio",
+    "lower bound",
+    "bound ops/s",
+    "exact"
+  ]
   const lines = rows.map((r) => [
     r.store,
     r.variant,
     String(r.cell.concurrency),
     r.cell.keys === "hot" ? "1 hot" : String(r.cell.keys),
     num(r.ours.opsPerSec),
-    `${ms(r.ours.p50Ms)}/${ms(r.ours.p99Ms)}`,
+    latency(r.ours),
     r.baseline.method,
     num(r.baseline.measurement.opsPerSec),
-    `${ms(r.baseline.measurement.p50Ms)}/${ms(r.baseline.measurement.p99Ms)}`,
+    latency(r.baseline.measurement),
     r.ratio.toFixed(2) + "x",
+    r.lowerBound?.method ?? "-",
+    r.lowerBound === undefined ? "-" : num(r.lowerBound.measurement.opsPerSec),
     r.exact ? "yes" : "NO"
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)))
-  return [header, ...lines].map((l) => l.map((c, i) => pad(c, widths[i]!)).join("  ")).join("\n")
+  return [header, ...lines].map((l) => l.map((c, i) => pad(c, widths[i]!)).join("  ").trimEnd()).join("\n")
 }
