@@ -4,8 +4,7 @@
  * platform's default `modify` next to ours. Prints the tables and the targets; a full run writes
  * bench/results/latest.json and bench/results/chart.svg (embedded by the README). See `usage`.
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Either, Exit } from "effect"
+import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -13,6 +12,7 @@ import * as Pg from "pg"
 import * as PostgresBench from "../packages/store-postgres/bench/postgres.bench.js"
 import * as RedisBench from "../packages/store-redis/bench/redis.bench.js"
 import * as SqliteBench from "../packages/store-sqlite/bench/sqlite.bench.js"
+import * as Cli from "../support/Cli.js"
 import * as Servers from "../support/Servers.js"
 import type * as Stores from "../support/Stores.js"
 import { renderSvg } from "./Chart.js"
@@ -279,22 +279,5 @@ const program = ({ only, quick }: Options) =>
     return failed.length === 0 ? 0 : 1
   })
 
-const main = Either.match(parse(process.argv.slice(2)), {
-  onLeft: (message) =>
-    Effect.sync(() => {
-      process.stderr.write(`${message}\n\n${usage}\n`)
-      return 2
-    }),
-  onRight: (options) =>
-    options === "help"
-      ? Effect.sync(() => {
-        process.stdout.write(`${usage}\n`)
-        return 0
-      })
-      : Effect.scoped(program(options))
-})
-
-NodeRuntime.runMain(main, {
-  // Also on Ctrl-C the scope closes first: the servers this run started are stopped.
-  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? exit.value as number : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
-})
+// Also on Ctrl-C the scope closes first: the servers this run started are stopped.
+Cli.run({ parse, usage, program: (options) => Effect.scoped(program(options)) })

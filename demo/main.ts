@@ -5,11 +5,11 @@
  * write of the frozen leader was rejected, and that no cron tick ran twice. See demo/README.md.
  */
 import { SingletonHealth } from "@durable-singleton/core"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, DateTime, Duration, Effect, Either, Exit, Option } from "effect"
+import { DateTime, Duration, Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Ledger, ledgerExpectedInterval, Ticker } from "./app.js"
+import * as Cli from "../support/Cli.js"
 import * as Backends from "./backends.js"
 import * as Cluster from "./cluster.js"
 import type { RunnerEvent } from "./protocol.js"
@@ -482,44 +482,13 @@ const program = (options: Options) =>
     return ok ? 0 : 1
   })
 
-// `pnpm demo | head`: once the reader is gone, a write fails with EPIPE, an uncaught error that
-// would end the process before its runners are stopped. Stop as on Ctrl-C instead (the runners'
-// finalizers run); what is written after that goes nowhere.
-let stdoutGone = false
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (stdoutGone) return
-  if (error.code !== "EPIPE") throw error
-  stdoutGone = true
-  process.kill(process.pid, "SIGINT")
-})
-
-const main = Either.match(parseArguments(process.argv.slice(2)), {
-  onLeft: (message) => Effect.sync(() => {
-    process.stderr.write(`${message}\n\n${usage}\n`)
-    return 2
-  }),
-  onRight: (options) =>
-    options === "help"
-      ? Effect.sync(() => {
-        process.stdout.write(`${usage}\n`)
-        return 0
-      })
-      : Effect.catchTag(program(options), "SetupError", (error) =>
-        Effect.sync(() => {
-          process.stderr.write(`\n${error.message}\n`)
-          return 1
-        }))
-})
-
-NodeRuntime.runMain(main, {
-  disablePrettyLogger: true,
-  teardown: (exit) => {
-    if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-      process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
-    }
-    const code = Exit.isSuccess(exit) ? exit.value as number : Cause.isInterruptedOnly(exit.cause) ? 130 : 1
-    process.exitCode = code
-    // Everything is closed by now: exit even if some handle was left behind.
-    setTimeout(() => process.exit(code), 2000).unref()
-  }
+Cli.run({
+  parse: parseArguments,
+  usage,
+  program: (options) =>
+    Effect.catchTag(program(options), "SetupError", (error) =>
+      Effect.sync(() => {
+        process.stderr.write(`\n${error.message}\n`)
+        return 1
+      }))
 })
