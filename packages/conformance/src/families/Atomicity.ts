@@ -81,7 +81,7 @@ const incrementsCheck = (
 export const checks: ReadonlyArray<Internal.Check> = [
   incrementsCheck(
     "concurrent-modify",
-    "N clients × M concurrent modify increments of one key end at exactly N×M, each returning a distinct count",
+    "N clients × M concurrent modify increments of one key end at exactly N×M, each returning a distinct count; size, isEmpty and has agree",
     (input, { session }) =>
       Effect.gen(function*() {
         const stores = yield* clientsOf(session, input.namespace, input.clients)
@@ -106,7 +106,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
   ),
   incrementsCheck(
     "concurrent-modify-or-init",
-    "N clients × M concurrent modifyOrInit create-or-increment of an absent key end at N×M, with exactly one creation",
+    "N clients × M concurrent modifyOrInit create-or-increment of an absent key end at N×M, with exactly one creation; size, isEmpty and has agree",
     (input, { session }) =>
       Effect.gen(function*() {
         const stores = yield* clientsOf(session, input.namespace, input.clients)
@@ -133,7 +133,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
   Internal.check({
     family: "atomicity",
     name: "create-if-absent-race",
-    description: "clients racing setIfAbsent on an absent key: exactly one wins, and the stored value is the winner's",
+    description: "clients racing setIfAbsent on an absent key: exactly one wins, the stored value is the winner's, and size, isEmpty and has agree",
     defaultRuns: 20,
     arbitrary: () => concurrency({ min: 1, max: 4 }),
     examples: [{ namespace: "conformance", key: "lock", clients: 4, perClient: 4 }],
