@@ -93,7 +93,7 @@ export interface Subject<S = unknown> {
   /**
    * Makes the backend fail for every client of `storage` until the scope closes, as an
    * unreachable server does: cuts their connections and refuses new ones (e.g. through a
-   * {@link TcpProxy}). While it lasts, every operation of those clients must fail with a
+   * `TcpProxy`). While it lasts, every operation of those clients must fail with a
    * `PlatformError` (never succeed from a cache, never hang); once it is over, clients opened
    * since work, and, with the `recovery` capability, so do the ones opened before.
    */

@@ -22,3 +22,8 @@ export * as BrokenStores from "./BrokenStores.js"
  * @since 0.1.0
  */
 export * as MemorySubject from "./MemorySubject.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TcpProxy from "./TcpProxy.js"

@@ -1,4 +1,4 @@
-import { Subject } from "@durable-singleton/conformance"
+import { Subject, TcpProxy } from "@durable-singleton/conformance"
 import { runConformance } from "@durable-singleton/conformance/Vitest"
 import { Store } from "@durable-singleton/core"
 import { PgStore } from "@durable-singleton/store-postgres"
@@ -66,12 +66,18 @@ const uniqueTable = (url: string) =>
     (table) => sql(url, `DROP TABLE IF EXISTS "${table}"`)
   )
 
+// Storage for one conformance run: a unique table, and a proxy of its own in front of the
+// server, through which every client connects and which the suite disrupts (the shared server
+// is never touched).
+const proxiedTable = (url: string) => Effect.all({ table: uniqueTable(url), proxy: TcpProxy.fromUrl(url) })
+
 /** Conformance subject: every client is a store with its own pool. */
 const ownPoolSubject = (url: string) =>
   Subject.make({
     name: "postgres",
-    acquire: uniqueTable(url),
-    client: (table: string, { namespace }) => PgStore.make({ url, table, namespace, maxConnections: 4 })
+    acquire: proxiedTable(url),
+    client: ({ proxy, table }, { namespace }) => PgStore.make({ url: proxy.url, table, namespace, maxConnections: 4 }),
+    disrupt: ({ proxy }) => proxy.disrupt
   })
 
 // An application's PgClient (its own pool), closed with the scope.
@@ -82,9 +88,10 @@ const pgClient = (url: string, options: Partial<PgClient.PgClientConfig> = {}) =
 const sharedClientSubject = (url: string) =>
   Subject.make({
     name: "postgres (shared PgClient)",
-    acquire: uniqueTable(url),
-    client: (table: string, { namespace }) =>
-      Effect.flatMap(pgClient(url), (context) => Effect.provide(PgStore.fromClient({ table, namespace }), context))
+    acquire: proxiedTable(url),
+    client: ({ proxy, table }, { namespace }) =>
+      Effect.flatMap(pgClient(proxy.url), (context) => Effect.provide(PgStore.fromClient({ table, namespace }), context)),
+    disrupt: ({ proxy }) => proxy.disrupt
   })
 
 if (url === undefined) {

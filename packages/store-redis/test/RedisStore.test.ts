@@ -1,4 +1,4 @@
-import { Subject } from "@durable-singleton/conformance"
+import { Subject, TcpProxy } from "@durable-singleton/conformance"
 import { runConformance } from "@durable-singleton/conformance/Vitest"
 import { Store } from "@durable-singleton/core"
 import { RedisStore } from "@durable-singleton/store-redis"
@@ -8,15 +8,25 @@ import { Cause, ConfigProvider, Effect, Exit, Fiber, Layer, Option } from "effec
 import { Redis } from "ioredis"
 import * as Increments from "../../../support/Increments.js"
 import * as PrivateRedis from "./support/PrivateRedis.js"
-import * as Proxy from "./support/Proxy.js"
 import { rawClient, redisTest, storeClient, uniquePrefix, url } from "./support/redis.js"
 
-/** The conformance subject: every client is a store with its own connection. */
+/**
+ * The conformance subject: every client is a store with its own connection, made through a
+ * proxy of the storage's own, which the suite disrupts (the shared server is never touched).
+ *
+ * While the server is unreachable, a command waits in ioredis' offline queue until
+ * `maxRetriesPerRequest` reconnection attempts have failed: with ioredis' defaults (20, backoff
+ * up to 2 s) that was 10.5 s for the first operation and 32.6 s for the next, past the suite's
+ * 5 s bound on an operation. Here a command fails at the first failed attempt (attempts 20 ms
+ * apart), so that the checks disrupting the server take seconds, not minutes.
+ */
 const subject = (url: string) =>
   Subject.make({
     name: "redis",
-    acquire: uniquePrefix(url),
-    client: (prefix: string, { namespace }) => RedisStore.make({ url, prefix, namespace })
+    acquire: Effect.all({ prefix: uniquePrefix(url), proxy: TcpProxy.fromUrl(url) }),
+    client: ({ prefix, proxy }, { namespace }) =>
+      RedisStore.make({ url: proxy.url, prefix, namespace, redis: { maxRetriesPerRequest: 0, retryStrategy: () => 20 } }),
+    disrupt: ({ proxy }) => proxy.disrupt
   })
 
 if (url === undefined) {
@@ -95,10 +105,10 @@ describe("RedisStore", () => {
 
   redisTest("combined updates stay exact: 4 clients × 8 fibers × 40 increments of one key", (url) =>
     Effect.gen(function*() {
-      const prefix = yield* subject(url).acquire
+      const storage = yield* subject(url).acquire
       const clients = yield* Effect.forEach(
         Array.from({ length: 4 }),
-        () => subject(url).client(prefix, { namespace: "counters" })
+        () => subject(url).client(storage, { namespace: "counters" })
       )
       yield* clients[0]!.set("hot", "0")
       yield* Effect.forEach(clients, (client) =>
@@ -336,16 +346,16 @@ describe("RedisStore failures (a private redis-server per test)", () => {
   redisTest("a command queued while reconnecting, whose new connection drops before the reply, fails with UnexpectedEof; the key stays usable", () =>
     Effect.gen(function*() {
       const server = yield* PrivateRedis.make
-      const proxy = yield* Proxy.make({ host: "127.0.0.1", port: server.port })
+      const proxy = yield* TcpProxy.fromUrl(server.url)
       const client = yield* storeClient(proxy.url, { retryStrategy: () => 100 })
       client.on("error", () => {})
       const store = yield* RedisStore.fromClient(client, { namespace: "flap" })
       yield* store.set("marker-k", "0")
-      yield* proxy.dropAll
+      yield* proxy.cutAll
       while (client.status === "ready") yield* Effect.sleep("1 millis")
       // Issued while the client is down: held in ioredis' offline queue, written on reconnect,
       // and that connection is dropped as soon as it carries them.
-      const dropped = yield* proxy.dropOnNext("marker-")
+      const dropped = yield* proxy.cutOnNext("marker-")
       const exits = yield* Effect.all([
         Effect.exit(store.modify("marker-k", increment)),
         Effect.exit(store.set("marker-other", "1"))
