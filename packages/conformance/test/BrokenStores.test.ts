@@ -2,6 +2,7 @@ import { BrokenStores, Conformance, MemorySubject, Subject } from "@durable-sing
 import { MemoryStore } from "@durable-singleton/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Hostile from "../src/internal/hostile.js"
 
 // Short timeouts: the hanging store costs one operation timeout per shrinking step.
 const fast = { operationTimeout: "500 millis", shrinkTimeLimit: "1 second" } as const
@@ -39,7 +40,7 @@ describe(`the suite rejects every broken store with the family meant to catch it
   }
 
   // The README's claim: keys crafted to collide after naive prefixing, whatever the separator.
-  for (const separator of ["", ":", "/", ".", "\u0000", "|", "#", " "]) {
+  for (const separator of Hostile.separators) {
     for (const doubleSeparatorsInNamespace of separator === "" ? [false] : [false, true]) {
       const broken = BrokenStores.namespaceJoinedWith(separator, { doubleSeparatorsInNamespace })
       it.effect(`${broken.subject.name} is caught by namespaces`, () =>

@@ -14,24 +14,35 @@ import * as Hostile from "../internal/hostile.js"
 
 const { attempt, expect, show } = Internal
 
-// How stores that keep every namespace in one flat key space build a stored key: the namespace
-// and a separator (the namespace as is, or with the separator doubled: a tempting escape), then
-// the key.
-const prefixes: ReadonlyArray<(namespace: string) => string> = Hostile.separators.flatMap((separator) => [
-  (namespace: string) => namespace + separator,
-  ...(separator === "" ? [] : [(namespace: string) => namespace.replaceAll(separator, separator + separator) + separator])
-])
+// Stores that keep every namespace in one flat key space store a key at a prefix + the key:
+// the namespace and a separator, the namespace as is or with the separator doubled (a tempting
+// escape). Two namespaces collide when one's prefix extends the other's by some rest: the
+// shorter one's key rest + k is stored where the longer one's k is.
+const maxSeparatorLength = 8
 
-// Keys of namespace `own` that such a store maps onto keys of namespace `other`: when `other`'s
-// prefix extends `own`'s by some rest, `own`'s key rest + k is stored where `other`'s k is.
+// Keys of namespace `own` that such a store maps onto keys of namespace `other`. Joined as is,
+// `other` = `own` + s + r collides for the separator s whatever it is: every start of what
+// `other` adds is tried. With the separator doubled, the common separators are.
 const collidingKeys = (own: string, other: string, keys: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const prefixes: Array<readonly [string, string]> = []
+  if (other.startsWith(own)) {
+    const added = other.slice(own.length)
+    for (let length = 0; length <= Math.min(added.length, maxSeparatorLength); length++) {
+      const separator = added.slice(0, length)
+      prefixes.push([own + separator, other + separator])
+    }
+  }
+  for (const separator of Hostile.separators) {
+    if (separator === "") continue
+    const doubled = (namespace: string) => namespace.replaceAll(separator, separator + separator) + separator
+    prefixes.push([doubled(own), doubled(other)])
+  }
   const colliding = new Set<string>()
-  for (const prefix of prefixes) {
-    const [mine, theirs] = [prefix(own), prefix(other)]
+  for (const [mine, theirs] of prefixes) {
     if (theirs.length <= mine.length || !theirs.startsWith(mine)) continue
     for (const key of keys) {
       const crafted = theirs.slice(mine.length) + key
-      if (Store.keyBytes(crafted) <= Store.maxKeyBytes) colliding.add(crafted)
+      if (Store.keyProblem(crafted) === undefined) colliding.add(crafted)
     }
   }
   return [...colliding].filter((key) => !keys.includes(key))
@@ -78,8 +89,11 @@ const namespacePair: fc.Arbitrary<readonly [string, string]> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...Hostile.similarNamespaces) },
   {
     weight: 2,
-    arbitrary: fc.tuple(Hostile.namespace, fc.constantFrom(...Hostile.separators), fc.constantFrom("", "b", "b:c", "%"))
-      .map(([a, separator, rest]) => [a, a + separator + rest] as const)
+    arbitrary: fc.tuple(
+      Hostile.namespace,
+      fc.oneof(fc.constantFrom(...Hostile.separators), fc.string({ minLength: 1, maxLength: 3 })),
+      fc.constantFrom("", "b", "b:c", "%")
+    ).map(([a, separator, rest]) => [a, a + separator + rest] as const)
   },
   {
     weight: 1,
@@ -121,7 +135,7 @@ export const checks: ReadonlyArray<Internal.Check> = [
     family: "namespaces",
     name: "isolation",
     description:
-      "namespaces that are prefixes of each other or contain metacharacters never see each other's keys; size, isEmpty, remove and clear stay inside one",
+      "namespaces that are prefixes of each other, contain metacharacters or are long (up to 1024 UTF-8 bytes) never see each other's keys, even keys crafted to collide when namespace and key are joined with a separator; size, isEmpty, remove and clear stay inside one",
     requires: "namespaces",
     defaultRuns: 30,
     arbitrary: () =>

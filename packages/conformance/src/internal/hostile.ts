@@ -127,10 +127,11 @@ export const patternString = (bytes: number, seed: number): string => {
 }
 
 /**
- * What stores put between a namespace and a key when they join them into one key (nothing,
- * `:`, `/`, `.`, NUL, …).
+ * What stores commonly put between a namespace and a key when they join them into one key.
+ * (The namespace check tries a pair for each on every seed, within its default runs; random
+ * runs try random separators.)
  */
-export const separators = ["", ":", "/", ".", "\u0000", "|", "#", " "] as const
+export const separators: ReadonlyArray<string> = ["", " ", "\u0000", ":", "::", "/", ".", "|", "#", "-", "_", ",", ";", "@", "\\", "~", "$"]
 
 /** A namespace `a` and `a` + separator + `b`, for every separator: joined naively, they share keys. */
 export const joinedNamespaces: ReadonlyArray<readonly [string, string]> = separators.map((separator) => ["a", `a${separator}b`])
