@@ -61,8 +61,9 @@ const replayHint = (result: Conformance.CheckResult, file: string | undefined) =
 /**
  * Registers every selected check of the suite against `subject` as a vitest test, grouped in
  * one `describe` per family inside a `describe` named after the subject. A check needing a
- * capability the subject does not claim is registered as a skipped test whose name says
- * "not claimed".
+ * capability the subject does not claim is listed too, as a test whose name says "NOT CLAIMED"
+ * and which only confirms that the suite reports it so (not a skip: nothing that applies to the
+ * subject is left out).
  *
  * @since 0.1.0
  * @category registration
@@ -79,16 +80,17 @@ export const runConformance = <S>(subject: Subject.Subject<S>, options: Options 
       if (checks.length === 0) continue
       describe(`${family.id}: ${family.title}`, () => {
         for (const check of checks) {
-          if (check.requires !== undefined && !subject.capabilities[check.requires]) {
-            it(`${check.name} — not claimed (the subject does not declare "${check.requires}")`, (context) => {
-              context.skip(`capability "${check.requires}" not claimed`)
-            })
-            continue
-          }
-          it(check.name, async (context) => {
+          const notClaimed = check.requires !== undefined && !subject.capabilities[check.requires]
+          const name = notClaimed
+            ? `${check.name} — NOT CLAIMED: the subject does not declare "${check.requires}", so the check does not run`
+            : check.name
+          it(name, async (context) => {
             const result = await Effect.runPromise(Conformance.runCheck(subject, check, { ...settings, seed }))
             if (result.status === "failed") {
               throw new Error(`${Conformance.formatFailure(result)}\n${replayHint(result, context.task.file?.filepath)}`)
+            }
+            if (notClaimed !== (result.status === "not-claimed")) {
+              throw new Error(`expected the check to be ${notClaimed ? "not claimed" : "run"}, the suite reported it ${result.status}`)
             }
           }, timeout)
         }
