@@ -13,13 +13,15 @@ export const run = <O>(options: {
 }): void => {
   // `… | head`: once the reader is gone, a write fails with EPIPE, an uncaught error that would
   // end the process before its finalizers run. Stop as on Ctrl-C instead; what is written after
-  // that goes nowhere.
+  // that goes nowhere. If a Ctrl-C already arrived (it reaches the whole pipeline, reader
+  // included), the program is stopping: the runtime's handler is gone, and a second SIGINT
+  // would kill the process in the middle of its finalizers.
   let stdoutGone = false
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (stdoutGone) return
     if (error.code !== "EPIPE") throw error
     stdoutGone = true
-    process.kill(process.pid, "SIGINT")
+    if (process.listenerCount("SIGINT") > 0) process.kill(process.pid, "SIGINT")
   })
 
   const main = Either.match(options.parse(process.argv.slice(2)), {

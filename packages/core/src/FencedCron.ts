@@ -125,12 +125,15 @@ export interface Options<A, I, E, R> {
   /**
    * An execution (claiming the state and `execute`) still running this long after it took the
    * job's slot is interrupted and counted as failed; default {@link defaultMaxExecutionTime}.
+   * Finite and above zero (`make` throws otherwise): it is stored in the ledger as a time.
    */
   readonly maxExecutionTime?: Duration.DurationInput | undefined
   /**
    * How long after its deadline an execution that has not recorded its end keeps the job's slot:
    * the time it has to stop once interrupted, and so how much longer than `maxExecutionTime` a
    * runner that crashed mid-tick blocks the job. Default {@link defaultInterruptionGrace}.
+   * Finite (`make` throws otherwise). Recording the end of an execution is given this long too
+   * (at least 1 second).
    */
   readonly interruptionGrace?: Duration.DurationInput | undefined
 }
@@ -236,8 +239,24 @@ export const make = <E, R, A = null, I = null>(
   const ledgerKey = ledgerKeyFor(name)
   const ledgerKeyProblem = Store.keyProblem(ledgerKey)
   if (ledgerKeyProblem !== undefined) throw new TypeError(`FencedCron "${name}": ${ledgerKeyProblem}`)
-  const maxExecution = Duration.decode(options.maxExecutionTime ?? defaultMaxExecutionTime)
-  const grace = Duration.decode(options.interruptionGrace ?? defaultInterruptionGrace)
+  // Both end up in the ledger as a time: an infinite one would not even be stored.
+  const finiteDuration = (option: string, input: Duration.DurationInput, allowZero: boolean) => {
+    const duration = Duration.decodeUnknown(input)
+    if (
+      // Effect reads a negative number of milliseconds as zero: refuse it rather than guess.
+      (typeof input === "number" && !(input >= 0)) ||
+      Option.isNone(duration) || !Duration.isFinite(duration.value) ||
+      (allowZero ? Duration.toMillis(duration.value) < 0 : Duration.toMillis(duration.value) <= 0)
+    ) {
+      throw new TypeError(
+        `FencedCron "${name}": ${option} must be a finite duration${allowZero ? "" : " above zero"}, got ${String(input)}`
+      )
+    }
+    return duration.value
+  }
+  const maxExecution = finiteDuration("maxExecutionTime", options.maxExecutionTime ?? defaultMaxExecutionTime, false)
+  const grace = finiteDuration("interruptionGrace", options.interruptionGrace ?? defaultInterruptionGrace, true)
+  const releaseBound = Duration.max(grace, Duration.seconds(1))
   const skipIfOlderThan = Option.map(Option.fromNullable(options.skipIfOlderThan), Duration.decode)
 
   const isLate = (tick: number, now: number) =>
@@ -324,11 +343,16 @@ export const make = <E, R, A = null, I = null>(
     })
 
   // Gives the slot back with the execution's outcome. Retried because a slot left taken blocks
-  // the job until it expires; bounded because it runs while the runner may be shutting down.
+  // the job until it expires; bounded (a few attempts, within the grace) because it runs while
+  // the runner may be shutting down, possibly against a store that does not answer.
   const release = (token: string, outcome: "completed" | "failed") =>
     changeLedger((ledger) => cronLedger.finish(ledger, token, outcome)).pipe(
       Effect.tapError((error) => instrument.countError(name, error)),
       Effect.retry({ schedule: releaseRetry, while: (error) => error.isRetryable }),
+      Effect.timeoutFail({
+        duration: releaseBound,
+        onTimeout: () => ledgerFailed(new Error(`no answer from the store within ${Duration.format(releaseBound)}`), "persist")
+      }),
       Effect.matchEffect({
         onFailure: (error) =>
           Effect.logError(

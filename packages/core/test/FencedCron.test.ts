@@ -553,4 +553,15 @@ describe("FencedCron", () => {
     expect(countingJob(longest).job.ledgerKey).toHaveLength(Store.maxKeyBytes)
     expect(() => countingJob(`${longest}x`)).toThrow(/FencedCron "x+": key is 1025 UTF-8 bytes/)
   })
+
+  it("an infinite, zero or negative maxExecutionTime, and an infinite or negative grace, are rejected when defined", () => {
+    const define = (options: Partial<FencedCron.Options<never, never, null, null>>) =>
+      FencedCron.make({ name: "limits", cron: everyMinute, execute: () => Effect.void, ...options })
+    expect(() => define({ maxExecutionTime: Duration.infinity })).toThrow(/maxExecutionTime must be a finite duration above zero/)
+    expect(() => define({ maxExecutionTime: 0 })).toThrow(/maxExecutionTime must be a finite duration above zero/)
+    expect(() => define({ maxExecutionTime: -5 })).toThrow(/maxExecutionTime/)
+    expect(() => define({ interruptionGrace: Duration.infinity })).toThrow(/interruptionGrace must be a finite duration, got/)
+    expect(() => define({ interruptionGrace: -1 })).toThrow(/interruptionGrace/)
+    expect(define({ interruptionGrace: 0 }).ledgerKey).toBe("cron/limits/ledger")
+  })
 })

@@ -97,7 +97,7 @@ export const make = (schema: string, table: string): Statements => {
 ) WITH (fillfactor = 80)`,
     get: named(`SELECT value FROM ${t} WHERE ${where}`),
     has: named(`SELECT 1 FROM ${t} WHERE ${where}`),
-    // $4, $5: versions (see newVersion)
+    // Versions (see newVersion): the one written is $4, except in compareAndSet ($4 expected, $5 written).
     set: named(
       `INSERT INTO ${t} (namespace, key, value, version, updated_at) VALUES ($1, $2, $3, $4, now()) ` +
         `ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at`

@@ -10,9 +10,11 @@
  * promises. Either way the outcome is unknown, and the only correct report is a failure that
  * says so (a single late execution of a failed command is allowed; two executions are not).
  *
- * Every command is tracked, including one issued while the client is down: ioredis holds it in
- * its offline queue and writes it when the next connection becomes ready, and that connection
- * can drop before the reply just the same (measured: without tracking it, the command never
+ * Every command is tracked, including one issued while the client is down on a client that
+ * queues (`enableOfflineQueue`, ioredis' default, kept by `fromClient` clients; the store's own
+ * connections fail such a command at once): ioredis holds it in its offline queue and writes it
+ * when the next connection becomes ready, and that connection can drop before the reply just
+ * the same (measured: without tracking it, the command never
  * settled, and every later update of its key queued behind it forever).
  *
  * @internal
@@ -116,9 +118,9 @@ export class Connection {
 
   /**
    * Sends a command and calls `onValue` with its reply or `onError` with its failure, once.
-   * A command the client cannot write now waits in ioredis' offline queue: it is written on
-   * reconnect, or fails after `maxRetriesPerRequest` reconnection attempts. Either way, once
-   * written, it fails with {@link ConnectionLost} if its connection closes before the reply.
+   * A command the client cannot write now fails at once (the store's own connections), or, on a
+   * client that queues, waits in ioredis' offline queue: it is written on reconnect, or fails
+   * after `maxRetriesPerRequest` reconnection attempts. Once written, it fails with {@link ConnectionLost} if its connection closes before the reply.
    * Callbacks rather than a promise: this is every operation's path, and each promise layer
    * costs allocations.
    */
