@@ -26,7 +26,6 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Conformance from "./Conformance.js"
-import { mapOperations } from "./internal/backend.js"
 import * as MemorySubject from "./MemorySubject.js"
 import * as Subject from "./Subject.js"
 
@@ -378,7 +377,7 @@ export const errorsAsDefects: BrokenStore = broken(
   "errors as defects",
   "errors",
   "backend failures are defects (Effect.orDie / Effect.promise) instead of PlatformErrors in the error channel",
-  fromBackend((backend) => mapOperations(backend, (_, effect) => Effect.orDie(effect)))
+  fromBackend((backend) => Store.mapBackend(backend, (_, effect) => Effect.orDie(effect)))
 )
 
 /**
@@ -392,7 +391,7 @@ export const hangsWhenClosed: BrokenStore = broken(
   "errors",
   "after the client is closed its operations wait forever instead of failing",
   fromBackend((backend) =>
-    mapOperations(backend, (_, effect) =>
+    Store.mapBackend(backend, (_, effect) =>
       Effect.catchAll(effect, (error) =>
         error._tag === "SystemError" && error.reason === "BadResource" ? Effect.never : Effect.fail(error)))
   )

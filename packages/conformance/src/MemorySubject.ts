@@ -19,7 +19,6 @@ import * as MemoryStore from "@durable-singleton/core/MemoryStore"
 import * as Store from "@durable-singleton/core/Store"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { mapOperations } from "./internal/backend.js"
 import * as Subject from "./Subject.js"
 
 /**
@@ -50,7 +49,7 @@ export const makeStorage = (): Storage => ({ memory: MemoryStore.makeStorage(), 
  */
 export const makeBackend = (storage: Storage, namespace: string): Effect.Effect<Store.Backend, never, Scope.Scope> =>
   Effect.map(MemoryStore.makeBackend({ storage: storage.memory, namespace }), (backend) =>
-    mapOperations(backend, (method, effect) =>
+    Store.mapBackend(backend, (method, effect) =>
       Effect.suspend(() =>
         storage.down
           ? Effect.fail(Store.systemError(method, undefined, { description: "the storage is down (disrupted by the conformance suite)" }))

@@ -248,6 +248,30 @@ export const layerKeyValueStore: Layer.Layer<KeyValueStore.KeyValueStore, never,
 )
 
 /**
+ * `backend` with every operation passed through `change`, told the operation's name: for
+ * backends built on other backends (fault injection, gating, deliberately broken stores).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const mapBackend = (
+  backend: Backend,
+  change: <A>(
+    method: string,
+    effect: Effect.Effect<A, PlatformError.PlatformError>
+  ) => Effect.Effect<A, PlatformError.PlatformError>
+): Backend => ({
+  namespace: backend.namespace,
+  get: (key) => change("get", backend.get(key)),
+  set: (key, value) => change("set", backend.set(key, value)),
+  remove: (key) => change("remove", backend.remove(key)),
+  ...(backend.has === undefined ? {} : { has: (key: string) => change("has", backend.has!(key)) }),
+  size: change("size", backend.size),
+  clear: change("clear", backend.clear),
+  modifyOrInit: (key, f) => change("modifyOrInit", backend.modifyOrInit(key, f))
+})
+
+/**
  * A backend failure as a `PlatformError` (`SystemError`, module `KeyValueStore`), keeping the
  * backend's error as `cause`. For backend authors.
  *

@@ -367,22 +367,14 @@ const gateRunnerStorage = (
 
 // While the runner is cut off, a request waits in `heldBack` and is delivered at heal, whether
 // or not its caller is still waiting for the answer.
-const gateBackend = (backend: Store.Backend, runner: RunnerState): Store.Backend => {
-  const gated = <A>(request: Effect.Effect<A, PlatformError.PlatformError>) =>
-    Effect.suspend(() => {
-      if (!runner.storeCut) return request
-      return Effect.flatMap(Deferred.make<A, PlatformError.PlatformError>(), (answer) => {
-        runner.heldBack.push(Effect.asVoid(Effect.intoDeferred(request, answer)))
-        return Deferred.await(answer)
-      })
+const gateBackend = (backend: Store.Backend, runner: RunnerState): Store.Backend =>
+  Store.mapBackend(backend, (_, request) => gated(runner, request))
+
+const gated = <A>(runner: RunnerState, request: Effect.Effect<A, PlatformError.PlatformError>) =>
+  Effect.suspend(() => {
+    if (!runner.storeCut) return request
+    return Effect.flatMap(Deferred.make<A, PlatformError.PlatformError>(), (answer) => {
+      runner.heldBack.push(Effect.asVoid(Effect.intoDeferred(request, answer)))
+      return Deferred.await(answer)
     })
-  return {
-    namespace: backend.namespace,
-    get: (key) => gated(backend.get(key)),
-    set: (key, value) => gated(backend.set(key, value)),
-    remove: (key) => gated(backend.remove(key)),
-    size: gated(backend.size),
-    clear: gated(backend.clear),
-    modifyOrInit: (key, f) => gated(backend.modifyOrInit(key, f))
-  }
-}
+  })

@@ -185,3 +185,24 @@ describe("Store (derived from a backend)", () => {
     expect(Store.valueEquals(new Uint8Array([1]), new Uint8Array([1]))).toBe(true)
   })
 })
+
+describe("Store.mapBackend", () => {
+  it.scoped("passes every operation, named, through the change; a backend without has stays without", () =>
+    Effect.gen(function*() {
+      const backend = yield* MemoryStore.makeBackend({ storage: MemoryStore.makeStorage() })
+      const seen: Array<string> = []
+      const logged = Store.mapBackend(backend, (method, effect) => Effect.zipLeft(effect, Effect.sync(() => seen.push(method))))
+      const store = Store.make(logged)
+      yield* store.set("k", "v")
+      yield* store.get("k")
+      yield* store.has("k")
+      yield* store.modify("k", (v) => `${v}!`)
+      yield* store.size
+      yield* store.remove("k")
+      yield* store.clear
+      expect(seen).toEqual(["set", "get", "has", "modifyOrInit", "size", "remove", "clear"])
+      expect(logged.namespace).toBe(backend.namespace)
+      const { has: _, ...withoutHas } = backend
+      expect(Store.mapBackend(withoutHas, (_, effect) => effect).has).toBeUndefined()
+    }))
+})
